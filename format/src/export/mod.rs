@@ -1,0 +1,1 @@
+//! Export of a log to pcapng and classic pcap.

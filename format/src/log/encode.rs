@@ -1,0 +1,1 @@
+//! Byte layout of headers, frames and records (see FORMAT.md).

@@ -1,0 +1,135 @@
+//! The compact on-disk log, specified in `format/FORMAT.md`.
+//!
+//! - [`LogWriter`] appends frames of records into a memory-mapped file
+//!   (space reserved with `fallocate`, prefaulted ahead of the write
+//!   position, grown by remapping) and moves the committed length in the
+//!   header past each frame once it is complete.
+//! - [`LogReader`] maps a log read-only, trusts only the committed prefix,
+//!   verifies every frame's CRC32C and stops at the first damaged frame with
+//!   its offset and reason.
+//!
+//! Both share the encoding in `encode.rs`; nothing else in the workspace
+//! knows the byte layout.
+
+mod encode;
+mod reader;
+mod writer;
+
+pub use reader::{LogEvent, LogReader, ReadError, ReadErrorKind};
+pub use writer::{LogWriter, WriteError};
+
+/// Interface known to the log: the kernel's ifindex and its name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Interface {
+    /// Kernel interface index.
+    pub ifindex: u32,
+    /// Name (`eth0`, `lo`, ...), as seen when it was recorded.
+    pub name: String,
+}
+
+/// Self-describing header of a log.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct LogHeader {
+    /// Format version of the file (major, minor).
+    pub version: (u16, u16),
+    /// When recording started, CLOCK_REALTIME ns.
+    pub created_ns: u64,
+    /// Snap length the capture was configured with, bytes.
+    pub snaplen: u32,
+    /// What produced the records, e.g. `imp2 module unit 31` or
+    /// `nflog group 5`.
+    pub source: String,
+    /// Host name of the recording machine.
+    pub hostname: String,
+    /// `uname -r` of the recording machine.
+    pub kernel_release: String,
+    /// Resolution of the capture timestamps in decimal digits: 9 for
+    /// nanoseconds (module), 6 for microseconds (NFLOG). Stored values are
+    /// always nanoseconds.
+    pub tsresol_digits: u8,
+    /// Interfaces known when recording started; more may follow in
+    /// interface frames.
+    pub interfaces: Vec<Interface>,
+}
+
+/// Everything that was not recorded, by cause. Record counts unless the
+/// name says otherwise. All counters are totals over the run (a log holds
+/// deltas in its loss frames; readers sum them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Losses {
+    /// Records the kernel dropped, by `enum imp2_drop_cause`
+    /// (nomem, rcvbuf, send, other).
+    pub kernel: [u64; crate::wire::abi::DROP_CAUSES],
+    /// Records lost between the kernel and the recorder, found exactly from
+    /// sequence numbers and running totals (imp2) or sequence gaps (NFLOG).
+    pub gap_records: u64,
+    /// Batches lost between the kernel and the recorder (sequence gaps).
+    pub gap_batches: u64,
+    /// Batches that arrived truncated (`MSG_TRUNC`): their records are
+    /// counted in `gap_records` once the next trailer tells how many.
+    pub truncated_batches: u64,
+    /// Malformed netlink messages skipped (messages, not records).
+    pub malformed_messages: u64,
+    /// Receive errors reported by the socket (e.g. `ENOBUFS`), events.
+    pub socket_errors: u64,
+}
+
+impl Losses {
+    /// Records lost, all causes together (events are not records and are
+    /// not counted here).
+    pub fn records(&self) -> u64 {
+        self.kernel.iter().sum::<u64>() + self.gap_records
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Losses) {
+        for (a, b) in self.kernel.iter_mut().zip(other.kernel) {
+            *a += b;
+        }
+        self.gap_records += other.gap_records;
+        self.gap_batches += other.gap_batches;
+        self.truncated_batches += other.truncated_batches;
+        self.malformed_messages += other.malformed_messages;
+        self.socket_errors += other.socket_errors;
+    }
+
+    /// Whether nothing was lost and nothing went wrong.
+    pub fn is_zero(&self) -> bool {
+        *self == Losses::default()
+    }
+
+    /// `(name, value)` for every counter, in a fixed order, for reports.
+    pub fn named(&self) -> [(&'static str, u64); 9] {
+        let k = &self.kernel;
+        [
+            ("kernel_nomem", k[0]),
+            ("kernel_rcvbuf", k[1]),
+            ("kernel_send", k[2]),
+            ("kernel_other", k[3]),
+            ("gap_records", self.gap_records),
+            ("gap_batches", self.gap_batches),
+            ("truncated_batches", self.truncated_batches),
+            ("malformed_messages", self.malformed_messages),
+            ("socket_errors", self.socket_errors),
+        ]
+    }
+}
+
+/// Totals written in the footer on a clean close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Footer {
+    /// Records in the log.
+    pub records: u64,
+    /// Captured bytes of all records (packet data only).
+    pub captured_bytes: u64,
+    /// Original bytes of all records.
+    pub original_bytes: u64,
+    /// Timestamp of the earliest record, ns (0 when there is none).
+    pub first_ns: u64,
+    /// Timestamp of the latest record, ns (0 when there is none).
+    pub last_ns: u64,
+    /// When recording ended, CLOCK_REALTIME ns.
+    pub closed_ns: u64,
+    /// Losses over the whole run.
+    pub losses: Losses,
+}

@@ -1,0 +1,309 @@
+//! Walking one received netlink buffer (one batch) message by message, with
+//! the semantics of `NLMSG_OK`/`NLMSG_NEXT` and every length checked.
+//!
+//! The bytes are untrusted: the walker never panics and never reads out of
+//! bounds. A message whose *framing* is broken (its length is below the
+//! header size or runs past the buffer) ends the walk, since nothing after it
+//! can be located; a well-framed message whose *content* is bad (a record
+//! shorter than its header, a short trailer) is reported and skipped, and the
+//! walk goes on.
+
+use super::abi;
+use super::{BatchTrailer, NlHeader, get_u32, get_u64};
+use crate::record::{Family, Hook, PacketRecord};
+
+/// A typed message from a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// `IMP2_MSG_RECORD`: one captured packet.
+    Record(PacketRecord<'a>),
+    /// `NLMSG_DONE` with an imp2 trailer: the end of a batch.
+    Done(BatchTrailer),
+    /// `NLMSG_ERROR`: `errno` is 0 for an ACK, else a negative errno;
+    /// `request` is the header of the message it answers, when included.
+    Error {
+        /// 0 (ACK) or a negative errno.
+        errno: i32,
+        /// Header of the request being answered, if present.
+        request: Option<NlHeader>,
+    },
+    /// `NLMSG_OVERRUN`: the sender says data was lost.
+    Overrun,
+    /// `NLMSG_NOOP`: nothing.
+    Noop,
+    /// A well-framed message of a type imp2 does not know (including the
+    /// requests REGISTER and UNREGISTER, which only the kernel receives).
+    Unknown {
+        /// `nlmsg_type`
+        msg_type: u16,
+        /// Bytes after the header.
+        payload: &'a [u8],
+    },
+}
+
+/// What is wrong with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MalformedReason {
+    /// Fewer bytes remain than a netlink header (framing: the walk ends).
+    TrailingBytes {
+        /// Bytes left over.
+        remaining: usize,
+    },
+    /// `nlmsg_len` smaller than the header (framing: the walk ends).
+    LengthBelowHeader {
+        /// The claimed `nlmsg_len`.
+        len: u32,
+    },
+    /// `nlmsg_len` runs past the end of the buffer (framing: the walk ends).
+    LengthPastEnd {
+        /// The claimed `nlmsg_len`.
+        len: u32,
+        /// Bytes available from the message start.
+        available: usize,
+    },
+    /// A RECORD payload shorter than `struct imp2_record` (skipped).
+    ShortRecord {
+        /// Payload length.
+        payload: usize,
+    },
+    /// A RECORD carrying more bytes than its original length (skipped).
+    CapturedPastOriginal {
+        /// Captured bytes present.
+        captured: usize,
+        /// `orig_len` claimed.
+        orig_len: u32,
+    },
+    /// An `NLMSG_DONE` payload shorter than the imp2 trailer (skipped).
+    ShortTrailer {
+        /// Payload length.
+        payload: usize,
+    },
+    /// An `NLMSG_ERROR` payload shorter than its errno (skipped).
+    ShortError {
+        /// Payload length.
+        payload: usize,
+    },
+}
+
+impl MalformedReason {
+    /// Whether the walk can go on after this (the message's length was
+    /// valid, only its content was not).
+    pub fn is_recoverable(&self) -> bool {
+        !matches!(
+            self,
+            MalformedReason::TrailingBytes { .. }
+                | MalformedReason::LengthBelowHeader { .. }
+                | MalformedReason::LengthPastEnd { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for MalformedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            MalformedReason::TrailingBytes { remaining } => {
+                write!(f, "{remaining} trailing bytes, less than a netlink header")
+            }
+            MalformedReason::LengthBelowHeader { len } => {
+                write!(f, "nlmsg_len {len} is below the header size")
+            }
+            MalformedReason::LengthPastEnd { len, available } => {
+                write!(
+                    f,
+                    "nlmsg_len {len} runs past the end ({available} bytes left)"
+                )
+            }
+            MalformedReason::ShortRecord { payload } => {
+                write!(
+                    f,
+                    "record payload of {payload} bytes is shorter than its header"
+                )
+            }
+            MalformedReason::CapturedPastOriginal { captured, orig_len } => {
+                write!(
+                    f,
+                    "record carries {captured} bytes but claims orig_len {orig_len}"
+                )
+            }
+            MalformedReason::ShortTrailer { payload } => {
+                write!(
+                    f,
+                    "NLMSG_DONE payload of {payload} bytes is shorter than the trailer"
+                )
+            }
+            MalformedReason::ShortError { payload } => {
+                write!(
+                    f,
+                    "NLMSG_ERROR payload of {payload} bytes is shorter than an errno"
+                )
+            }
+        }
+    }
+}
+
+/// A malformed message and where it starts in the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Malformed {
+    /// Byte offset of the message in the walked buffer.
+    pub offset: usize,
+    /// What is wrong.
+    pub reason: MalformedReason,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "malformed message at byte {}: {}",
+            self.offset, self.reason
+        )
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+/// One message with its position in the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkItem<'a> {
+    /// Byte offset of the message's header in the buffer.
+    pub offset: usize,
+    /// Its netlink header.
+    pub header: NlHeader,
+    /// Its typed content.
+    pub message: Message<'a>,
+}
+
+/// Iterator over the messages of one received buffer.
+///
+/// Yields `Ok` for each valid message and `Err` for each malformed one;
+/// after a framing error it yields nothing more.
+#[derive(Clone, Debug)]
+pub struct BatchWalker<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BatchWalker<'a> {
+    /// Walks `buf`, which holds what one `recv` returned.
+    pub fn new(buf: &'a [u8]) -> BatchWalker<'a> {
+        BatchWalker { buf, pos: 0 }
+    }
+
+    /// Offset of the next message (the buffer length once done).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    fn stop(
+        &mut self,
+        offset: usize,
+        reason: MalformedReason,
+    ) -> Option<Result<WalkItem<'a>, Malformed>> {
+        self.pos = self.buf.len();
+        Some(Err(Malformed { offset, reason }))
+    }
+}
+
+impl<'a> Iterator for BatchWalker<'a> {
+    type Item = Result<WalkItem<'a>, Malformed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let offset = self.pos;
+        let rest = self.buf.get(offset..)?;
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(header) = NlHeader::parse(rest) else {
+            return self.stop(
+                offset,
+                MalformedReason::TrailingBytes {
+                    remaining: rest.len(),
+                },
+            );
+        };
+        let len = header.len as usize;
+        if len < abi::NLMSG_HDRLEN {
+            return self.stop(
+                offset,
+                MalformedReason::LengthBelowHeader { len: header.len },
+            );
+        }
+        if len > rest.len() {
+            return self.stop(
+                offset,
+                MalformedReason::LengthPastEnd {
+                    len: header.len,
+                    available: rest.len(),
+                },
+            );
+        }
+        // NLMSG_NEXT: the next message starts at the aligned length; a
+        // missing pad after the last message simply ends the walk.
+        self.pos = offset
+            .saturating_add(abi::nlmsg_align(len))
+            .min(self.buf.len());
+        let payload = &rest[abi::NLMSG_HDRLEN..len];
+        let message = match header.msg_type {
+            abi::MSG_RECORD => parse_record(payload),
+            abi::NLMSG_DONE => BatchTrailer::parse(payload).map(Message::Done).ok_or(
+                MalformedReason::ShortTrailer {
+                    payload: payload.len(),
+                },
+            ),
+            abi::NLMSG_ERROR => parse_error(payload),
+            abi::NLMSG_OVERRUN => Ok(Message::Overrun),
+            abi::NLMSG_NOOP => Ok(Message::Noop),
+            msg_type => Ok(Message::Unknown { msg_type, payload }),
+        };
+        Some(
+            message
+                .map(|message| WalkItem {
+                    offset,
+                    header,
+                    message,
+                })
+                .map_err(|reason| Malformed { offset, reason }),
+        )
+    }
+}
+
+impl std::iter::FusedIterator for BatchWalker<'_> {}
+
+fn parse_record(payload: &[u8]) -> Result<Message<'_>, MalformedReason> {
+    use abi::record as r;
+    if payload.len() < r::SIZE {
+        return Err(MalformedReason::ShortRecord {
+            payload: payload.len(),
+        });
+    }
+    let data = &payload[r::SIZE..];
+    let orig_len = get_u32(payload, 0, r::ORIG_LEN);
+    if data.len() as u64 > u64::from(orig_len) {
+        return Err(MalformedReason::CapturedPastOriginal {
+            captured: data.len(),
+            orig_len,
+        });
+    }
+    Ok(Message::Record(PacketRecord {
+        tstamp_ns: get_u64(payload, 0, r::TSTAMP_NS),
+        ifindex: get_u32(payload, 0, r::IFINDEX),
+        orig_len,
+        hook: Hook(payload[r::HOOK.offset]),
+        family: Family(payload[r::FAMILY.offset]),
+        protocol: payload[r::PROTOCOL.offset],
+        data,
+    }))
+}
+
+fn parse_error(payload: &[u8]) -> Result<Message<'_>, MalformedReason> {
+    if payload.len() < 4 {
+        return Err(MalformedReason::ShortError {
+            payload: payload.len(),
+        });
+    }
+    let errno = i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]);
+    Ok(Message::Error {
+        errno,
+        request: NlHeader::parse(&payload[4..]),
+    })
+}
