@@ -11,6 +11,7 @@
 pub mod export;
 pub mod log;
 pub mod record;
+pub mod synth;
 pub mod wire;
 
-pub use record::{Family, Hook, PacketRecord};
+pub use record::{Family, Hook, PacketRecord, RecordDigest};

@@ -1,1 +1,335 @@
-fn main() {}
+//! imp2-record: receives batched capture records from the imp2 kernel
+//! module (or a stand-in producer) over netlink and appends them to a
+//! compact log; `imp2-convert` turns the log into pcapng or pcap.
+//!
+//! Exit status: 0 the run ended normally (signal, -c or --duration) and the
+//! log is complete; 1 a runtime error (the log, if any, holds everything
+//! committed before it); 2 a usage error.
+
+mod accounting;
+mod interfaces;
+mod netlink;
+mod progress;
+mod receive;
+mod session;
+mod signals;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use imp2_format::wire::{Config, abi};
+
+use receive::IoMode;
+
+/// Record packets captured by the imp2 kernel module into a compact log.
+///
+/// Examples:
+///   imp2-record -o run.log                  # everything, until Ctrl-C
+///   imp2-record -o run.log -c 100000 --proto udp --hooks pre
+///   imp2-convert run.log -o run.pcapng && tshark -r run.pcapng
+#[derive(Parser, Debug)]
+#[command(name = "imp2-record", version, verbatim_doc_comment)]
+struct Args {
+    /// Log file to write (created or truncated).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+
+    /// Stop after writing N records.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    count: Option<u64>,
+
+    /// Stop after SECS seconds (fractions allowed).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+
+    /// Bytes to capture per packet, from the network header on (1-65535).
+    #[arg(short = 's', long, value_name = "N", default_value_t = abi::SNAPLEN_DEFAULT)]
+    snaplen: u32,
+
+    /// Capture points: `pre` (received, before routing), `out` (sent locally).
+    #[arg(long, value_name = "LIST", default_value = "pre,out", value_delimiter = ',')]
+    hooks: Vec<String>,
+
+    /// Address families: 4, 6.
+    #[arg(long, value_name = "LIST", default_value = "4,6", value_delimiter = ',')]
+    family: Vec<String>,
+
+    /// Only these transport protocols: names (icmp, igmp, tcp, udp, gre, esp,
+    /// ah, icmpv6, sctp) or numbers 0-255. Default: all.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    proto: Vec<String>,
+
+    /// Size of one kernel batch in bytes, kernel overhead included (4096-1048576).
+    /// Receive buffers are this large.
+    #[arg(long, value_name = "BYTES", default_value_t = abi::BATCH_BYTES_DEFAULT)]
+    batch_bytes: u32,
+
+    /// Records per batch at most (1-65535).
+    #[arg(long, value_name = "N", default_value_t = abi::BATCH_RECORDS_DEFAULT)]
+    batch_records: u32,
+
+    /// A non-empty batch is sent at the latest this many milliseconds after
+    /// its first record (0.1-10000).
+    #[arg(long, value_name = "MS", default_value_t = f64::from(abi::FLUSH_INTERVAL_US_DEFAULT) / 1000.0)]
+    flush_ms: f64,
+
+    /// Socket receive buffer: how much the kernel may queue while the
+    /// recorder is busy (suffixes K, M, G). Needs CAP_NET_ADMIN beyond
+    /// net.core.rmem_max.
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_size)]
+    rcvbuf: usize,
+
+    /// Netlink unit of the module (its `unit` parameter).
+    #[arg(long, value_name = "N", default_value_t = abi::NETLINK_UNIT)]
+    unit: i32,
+
+    /// Port id of the producer: 0 is the kernel module; imp2-loadgen prints
+    /// its own.
+    #[arg(long, value_name = "PORTID", default_value_t = 0)]
+    peer: u32,
+
+    /// Receive path: `uring` (io_uring, falls back to recv when unavailable)
+    /// or `recv`.
+    #[arg(long, value_name = "MODE", default_value = "uring", value_parser = parse_io)]
+    io: IoMode,
+
+    /// Print the final summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+
+    /// No status line and no human summary.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1usize << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 65536, 512K, 64M, 1G)"))
+}
+
+fn parse_io(s: &str) -> Result<IoMode, String> {
+    match s {
+        "uring" => Ok(IoMode::Uring),
+        "recv" => Ok(IoMode::Recv),
+        _ => Err(format!("`{s}`: expected `uring` or `recv`")),
+    }
+}
+
+fn protocol_number(name: &str) -> Result<u8, String> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "icmp" => 1,
+        "igmp" => 2,
+        "tcp" => 6,
+        "udp" => 17,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "icmpv6" | "icmp6" => 58,
+        "sctp" => 132,
+        other => other.parse::<u8>().map_err(|_| format!("unknown protocol `{name}`"))?,
+    })
+}
+
+/// Turns the arguments into the REGISTER configuration.
+fn config_from(args: &Args) -> Result<Config, String> {
+    let mut config = Config {
+        snaplen: args.snaplen,
+        batch_bytes: args.batch_bytes,
+        batch_records: args.batch_records,
+        flush_interval_us: (args.flush_ms * 1000.0).round() as u32,
+        hooks: 0,
+        families: 0,
+        ..Config::default()
+    };
+    for hook in &args.hooks {
+        config.hooks |= match hook.as_str() {
+            "pre" | "prerouting" | "in" => abi::HOOK_F_PRE_ROUTING,
+            "out" | "output" | "localout" => abi::HOOK_F_LOCAL_OUT,
+            other => return Err(format!("--hooks: unknown hook `{other}` (pre, out)")),
+        };
+    }
+    for family in &args.family {
+        config.families |= match family.as_str() {
+            "4" | "ipv4" | "inet" => abi::FAMILY_F_IPV4,
+            "6" | "ipv6" | "inet6" => abi::FAMILY_F_IPV6,
+            other => return Err(format!("--family: unknown family `{other}` (4, 6)")),
+        };
+    }
+    for proto in &args.proto {
+        config.allow_protocol(protocol_number(proto).map_err(|e| format!("--proto: {e}"))?);
+    }
+    config.validate().map_err(|e| format!("invalid capture settings: {e}"))?;
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match config_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("imp2-record: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let duration = match args.duration {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            eprintln!("imp2-record: --duration must be a positive number of seconds");
+            return ExitCode::from(2);
+        }
+        s => s.map(Duration::from_secs_f64),
+    };
+    let opts = session::Options {
+        output: args.output.clone(),
+        count: args.count,
+        duration,
+        config,
+        rcvbuf: args.rcvbuf,
+        unit: args.unit,
+        peer: args.peer,
+        io: args.io,
+        progress: !args.quiet,
+    };
+    let quiet = args.quiet;
+    let mut notice = |line: String| {
+        if !quiet {
+            eprintln!("imp2-record: {line}");
+        }
+    };
+    match session::run(&opts, &mut notice) {
+        Ok(summary) => {
+            if !args.quiet {
+                eprint!("{}", report::human(&summary));
+            }
+            if args.json {
+                println!("{}", report::json(&summary));
+            }
+            if let Some(e) = &summary.write_error {
+                eprintln!("imp2-record: {e}");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("imp2-record: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+mod report {
+    //! The final summary, for people and as JSON.
+
+    use std::fmt::Write;
+
+    use crate::session::Summary;
+
+    pub fn human(s: &Summary) -> String {
+        let f = &s.footer;
+        let secs = s.elapsed.as_secs_f64().max(1e-9);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "imp2-record: {} records ({} bytes captured) in {:.3} s, {:.2} M records/s, \
+             {} batches via {}; stopped by {}",
+            f.records,
+            f.captured_bytes,
+            secs,
+            f.records as f64 / secs / 1e6,
+            s.batches,
+            s.io,
+            s.stopped_by
+        );
+        let lost = f.losses.records();
+        if f.losses.is_zero() {
+            let _ = writeln!(out, "imp2-record: nothing lost");
+        } else {
+            let causes: Vec<String> = f
+                .losses
+                .named()
+                .iter()
+                .filter(|(_, v)| *v != 0)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(out, "imp2-record: {lost} records lost ({})", causes.join(", "));
+        }
+        if let Some(m) = &s.last_malformed {
+            let _ = writeln!(out, "imp2-record: last malformed message: {m}");
+        }
+        if s.beyond_count > 0 {
+            let _ = writeln!(
+                out,
+                "imp2-record: {} records arrived after the count was reached (not written)",
+                s.beyond_count
+            );
+        }
+        if !s.unregistered {
+            let _ = writeln!(out, "imp2-record: the producer did not acknowledge UNREGISTER");
+        }
+        let _ = writeln!(out, "imp2-record: wrote {}", s.output.display());
+        out
+    }
+
+    fn escape(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    pub fn json(s: &Summary) -> String {
+        let f = &s.footer;
+        let mut losses = String::new();
+        for (k, v) in f.losses.named() {
+            let _ = write!(losses, "\"{k}\":{v},");
+        }
+        let _ = write!(losses, "\"records_lost\":{}", f.losses.records());
+        let opt = |o: &Option<String>| o.as_deref().map_or("null".to_string(), escape);
+        format!(
+            "{{\"output\":{},\"records\":{},\"captured_bytes\":{},\"original_bytes\":{},\
+             \"first_ns\":{},\"last_ns\":{},\"batches\":{},\"received_bytes\":{},\
+             \"beyond_count\":{},\"elapsed_s\":{:.6},\"io\":\"{}\",\"rcvbuf\":{},\
+             \"unregistered\":{},\"inconsistent_trailers\":{},\"producer_cpus\":{},\"stopped_by\":{},\
+             \"last_malformed\":{},\"write_error\":{},\"losses\":{{{}}}}}",
+            escape(&s.output.display().to_string()),
+            f.records,
+            f.captured_bytes,
+            f.original_bytes,
+            f.first_ns,
+            f.last_ns,
+            s.batches,
+            s.received_bytes,
+            s.beyond_count,
+            s.elapsed.as_secs_f64(),
+            s.io,
+            s.rcvbuf,
+            s.unregistered,
+            s.inconsistent_trailers,
+            s.producer_cpus,
+            escape(&s.stopped_by),
+            opt(&s.last_malformed),
+            opt(&s.write_error),
+            losses
+        )
+    }
+}
