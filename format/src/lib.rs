@@ -10,6 +10,7 @@
 
 pub mod export;
 pub mod log;
+pub mod nflog;
 pub mod record;
 pub mod synth;
 pub mod wire;

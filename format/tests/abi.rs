@@ -31,7 +31,11 @@ fn c_program() -> String {
         }
     }
     for (name, _) in CONSTANTS {
-        writeln!(c, "\tprintf(\"const {name} %lld\\n\", (long long)({name}));").unwrap();
+        writeln!(
+            c,
+            "\tprintf(\"const {name} %lld\\n\", (long long)({name}));"
+        )
+        .unwrap();
     }
     c.push_str("\treturn 0;\n}\n");
     c
@@ -67,13 +71,19 @@ fn rust_mirror_matches_c_header() {
         .arg(&binary)
         .status()
         .unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
-    assert!(status.success(), "compiling the ABI program against imp2_uapi.h failed");
+    assert!(
+        status.success(),
+        "compiling the ABI program against imp2_uapi.h failed"
+    );
     let output = Command::new(&binary).output().unwrap();
     assert!(output.status.success());
     let c_side = String::from_utf8(output.stdout).unwrap();
     let rust_side = rust_description();
     for (c_line, rust_line) in c_side.lines().zip(rust_side.lines()) {
-        assert_eq!(c_line, rust_line, "C header (left) and Rust mirror (right) disagree");
+        assert_eq!(
+            c_line, rust_line,
+            "C header (left) and Rust mirror (right) disagree"
+        );
     }
     assert_eq!(c_side.lines().count(), rust_side.lines().count());
 }
@@ -89,7 +99,11 @@ fn members_tile_each_struct() {
             for byte in &mut covered[field.offset..field.offset + field.size] {
                 *byte += 1;
             }
-            assert!(field.offset + field.size <= layout.size, "{}.{member}", layout.c_name);
+            assert!(
+                field.offset + field.size <= layout.size,
+                "{}.{member}",
+                layout.c_name
+            );
         }
         assert!(
             covered.iter().all(|&c| c == 1),

@@ -121,14 +121,23 @@ fn expected_trailer() -> BatchTrailer {
 fn walker_reads_golden_batch() {
     let items: Vec<_> = BatchWalker::new(&BATCH).collect::<Result<_, _>>().unwrap();
     assert_eq!(items.len(), 3);
-    assert_eq!(items.iter().map(|i| i.offset).collect::<Vec<_>>(), [0, 68, 120]);
+    assert_eq!(
+        items.iter().map(|i| i.offset).collect::<Vec<_>>(),
+        [0, 68, 120]
+    );
     let [r0, r1] = expected_records();
     assert_eq!(items[0].message, Message::Record(r0));
     assert_eq!(items[1].message, Message::Record(r1));
     assert_eq!(items[2].message, Message::Done(expected_trailer()));
     assert_eq!(
         items[2].header,
-        NlHeader { len: 112, msg_type: abi::NLMSG_DONE, flags: abi::NLM_F_MULTI, seq: 0, pid: 0 }
+        NlHeader {
+            len: 112,
+            msg_type: abi::NLMSG_DONE,
+            flags: abi::NLM_F_MULTI,
+            seq: 0,
+            pid: 0
+        }
     );
 }
 
@@ -138,7 +147,10 @@ fn builder_emits_golden_batch() {
     for record in expected_records() {
         builder.push(&record).unwrap();
     }
-    let trailer = BatchTrailer { records: 0, ..expected_trailer() };
+    let trailer = BatchTrailer {
+        records: 0,
+        ..expected_trailer()
+    };
     assert_eq!(builder.finish(&trailer), &BATCH[..]);
 }
 

@@ -32,7 +32,14 @@ fn two_records() -> Vec<u8> {
 
 fn header(len: u32, msg_type: u16) -> [u8; 16] {
     let mut h = [0u8; 16];
-    NlHeader { len, msg_type, flags: 0, seq: 0, pid: 0 }.write(&mut h);
+    NlHeader {
+        len,
+        msg_type,
+        flags: 0,
+        seq: 0,
+        pid: 0,
+    }
+    .write(&mut h);
     h
 }
 
@@ -58,7 +65,13 @@ fn length_past_end_stops_walk_and_keeps_prefix() {
     assert_eq!(records, 2);
     assert_eq!(
         errors,
-        [Malformed { offset: 160, reason: MalformedReason::LengthPastEnd { len: 1000, available: 40 } }]
+        [Malformed {
+            offset: 160,
+            reason: MalformedReason::LengthPastEnd {
+                len: 1000,
+                available: 40
+            }
+        }]
     );
 }
 
@@ -69,7 +82,13 @@ fn length_below_header_stops_walk() {
     buf.extend_from_slice(&two_records());
     let (records, errors) = walk(&buf);
     assert_eq!(records, 2, "nothing after a framing error can be located");
-    assert_eq!(errors, [Malformed { offset: 160, reason: MalformedReason::LengthBelowHeader { len: 8 } }]);
+    assert_eq!(
+        errors,
+        [Malformed {
+            offset: 160,
+            reason: MalformedReason::LengthBelowHeader { len: 8 }
+        }]
+    );
 }
 
 #[test]
@@ -78,7 +97,13 @@ fn trailing_bytes_are_reported() {
     buf.extend_from_slice(&[1, 2, 3]);
     let (records, errors) = walk(&buf);
     assert_eq!(records, 2);
-    assert_eq!(errors, [Malformed { offset: 160, reason: MalformedReason::TrailingBytes { remaining: 3 } }]);
+    assert_eq!(
+        errors,
+        [Malformed {
+            offset: 160,
+            reason: MalformedReason::TrailingBytes { remaining: 3 }
+        }]
+    );
 }
 
 #[test]
@@ -99,9 +124,18 @@ fn content_errors_are_skipped_and_walk_goes_on() {
     assert_eq!(
         errors,
         [
-            Malformed { offset: 160, reason: MalformedReason::ShortRecord { payload: 20 } },
-            Malformed { offset: 196, reason: MalformedReason::ShortTrailer { payload: 4 } },
-            Malformed { offset: 216, reason: MalformedReason::ShortError { payload: 2 } },
+            Malformed {
+                offset: 160,
+                reason: MalformedReason::ShortRecord { payload: 20 }
+            },
+            Malformed {
+                offset: 196,
+                reason: MalformedReason::ShortTrailer { payload: 4 }
+            },
+            Malformed {
+                offset: 216,
+                reason: MalformedReason::ShortError { payload: 2 }
+            },
         ]
     );
     assert!(errors.iter().all(|e| e.reason.is_recoverable()));
@@ -118,7 +152,10 @@ fn captured_past_original_is_rejected() {
         errors,
         [Malformed {
             offset: 0,
-            reason: MalformedReason::CapturedPastOriginal { captured: 40, orig_len: 10 }
+            reason: MalformedReason::CapturedPastOriginal {
+                captured: 40,
+                orig_len: 10
+            }
         }]
     );
 }
@@ -126,7 +163,13 @@ fn captured_past_original_is_rejected() {
 #[test]
 fn control_messages_are_typed() {
     let mut buf = Vec::new();
-    let request = NlHeader { len: 80, msg_type: abi::MSG_REGISTER, flags: 5, seq: 9, pid: 77 };
+    let request = NlHeader {
+        len: 80,
+        msg_type: abi::MSG_REGISTER,
+        flags: 5,
+        seq: 9,
+        pid: 77,
+    };
     buf.extend_from_slice(&imp2_format::wire::ack_message(&request, -libc::EBUSY, 0));
     buf.extend_from_slice(&header(16, abi::NLMSG_OVERRUN));
     buf.extend_from_slice(&header(16, abi::NLMSG_NOOP));
@@ -136,10 +179,16 @@ fn control_messages_are_typed() {
     assert_eq!(
         messages,
         [
-            Message::Error { errno: -libc::EBUSY, request: Some(request) },
+            Message::Error {
+                errno: -libc::EBUSY,
+                request: Some(request)
+            },
             Message::Overrun,
             Message::Noop,
-            Message::Unknown { msg_type: 0x7ff0, payload: &[9, 9, 9, 9] },
+            Message::Unknown {
+                msg_type: 0x7ff0,
+                payload: &[9, 9, 9, 9]
+            },
         ]
     );
 }

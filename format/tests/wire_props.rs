@@ -40,29 +40,40 @@ fn owned_record() -> impl Strategy<Value = OwnedRecord> {
         any::<u8>(),
         proptest::collection::vec(any::<u8>(), 0..300),
     )
-        .prop_map(|(tstamp_ns, ifindex, extra, hook, family, protocol, data)| OwnedRecord {
-            tstamp_ns,
-            ifindex,
-            extra,
-            hook,
-            family,
-            protocol,
-            data,
-        })
+        .prop_map(
+            |(tstamp_ns, ifindex, extra, hook, family, protocol, data)| OwnedRecord {
+                tstamp_ns,
+                ifindex,
+                extra,
+                hook,
+                family,
+                protocol,
+                data,
+            },
+        )
 }
 
 fn trailer() -> impl Strategy<Value = BatchTrailer> {
-    (any::<u32>(), any::<u64>(), any::<u32>(), any::<u64>(), any::<[u64; 4]>(), any::<[u64; 4]>())
-        .prop_map(|(cpu, seq, flags, records_total, dropped, dropped_total)| BatchTrailer {
-            status: 0,
-            cpu,
-            seq,
-            records: 0,
-            flags,
-            records_total,
-            dropped,
-            dropped_total,
-        })
+    (
+        any::<u32>(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<[u64; 4]>(),
+        any::<[u64; 4]>(),
+    )
+        .prop_map(
+            |(cpu, seq, flags, records_total, dropped, dropped_total)| BatchTrailer {
+                status: 0,
+                cpu,
+                seq,
+                records: 0,
+                flags,
+                records_total,
+                dropped,
+                dropped_total,
+            },
+        )
 }
 
 proptest! {
@@ -161,20 +172,54 @@ fn config_bounds_are_enforced() {
     use imp2_format::wire::ConfigError;
     let ok = Config::default();
     assert_eq!(Config::parse(&ok.to_bytes()), Ok(ok));
-    assert_eq!(Config::parse(&ok.to_bytes()[..63]), Err(ConfigError::Short(63)));
+    assert_eq!(
+        Config::parse(&ok.to_bytes()[..63]),
+        Err(ConfigError::Short(63))
+    );
     let bad = |c: Config| Config::parse(&c.to_bytes()).unwrap_err();
-    assert_eq!(bad(Config { abi_version: 2, ..ok }), ConfigError::Version(2));
-    assert_eq!(bad(Config { abi_version: 2, ..ok }).errno(), libc::EPROTO);
+    assert_eq!(
+        bad(Config {
+            abi_version: 2,
+            ..ok
+        }),
+        ConfigError::Version(2)
+    );
+    assert_eq!(
+        bad(Config {
+            abi_version: 2,
+            ..ok
+        })
+        .errno(),
+        libc::EPROTO
+    );
     for c in [
         Config { snaplen: 0, ..ok },
-        Config { snaplen: abi::SNAPLEN_MAX + 1, ..ok },
+        Config {
+            snaplen: abi::SNAPLEN_MAX + 1,
+            ..ok
+        },
         Config { hooks: 0, ..ok },
-        Config { hooks: 1 << 1, ..ok },
+        Config {
+            hooks: 1 << 1,
+            ..ok
+        },
         Config { families: 4, ..ok },
-        Config { batch_bytes: abi::BATCH_BYTES_MIN - 1, ..ok },
-        Config { batch_bytes: abi::BATCH_BYTES_MAX + 1, ..ok },
-        Config { batch_records: 0, ..ok },
-        Config { flush_interval_us: 99, ..ok },
+        Config {
+            batch_bytes: abi::BATCH_BYTES_MIN - 1,
+            ..ok
+        },
+        Config {
+            batch_bytes: abi::BATCH_BYTES_MAX + 1,
+            ..ok
+        },
+        Config {
+            batch_records: 0,
+            ..ok
+        },
+        Config {
+            flush_interval_us: 99,
+            ..ok
+        },
         Config { flags: 1, ..ok },
     ] {
         assert_eq!(bad(c).errno(), libc::EINVAL, "{c:?}");

@@ -52,7 +52,10 @@ impl TrailerAccounting {
         if t.seq <= p.seq {
             return TrailerVerdict::Late;
         }
-        let mut losses = Losses { gap_batches: t.seq - p.seq - 1, ..Losses::default() };
+        let mut losses = Losses {
+            gap_batches: t.seq - p.seq - 1,
+            ..Losses::default()
+        };
         let expected_total = p.records_total.saturating_add(u64::from(t.records));
         match t.records_total.checked_sub(expected_total) {
             Some(gap) => losses.gap_records = gap,
@@ -64,8 +67,18 @@ impl TrailerAccounting {
                 None => self.inconsistent += 1,
             }
         }
-        *p = CpuState { seq: t.seq, records_total: t.records_total, dropped_total: t.dropped_total };
+        *p = CpuState {
+            seq: t.seq,
+            records_total: t.records_total,
+            dropped_total: t.dropped_total,
+        };
         TrailerVerdict::InOrder(losses)
+    }
+
+    /// Whether a batch ending with `t` would be [`TrailerVerdict::Late`],
+    /// without accounting for it.
+    pub fn is_late(&self, t: &BatchTrailer) -> bool {
+        self.cpus.get(&t.cpu).is_some_and(|p| t.seq <= p.seq)
     }
 
     /// CPUs seen so far.
@@ -78,8 +91,21 @@ impl TrailerAccounting {
 mod tests {
     use super::*;
 
-    fn trailer(cpu: u32, seq: u64, records: u32, total: u64, dropped_total: [u64; 4]) -> BatchTrailer {
-        BatchTrailer { cpu, seq, records, records_total: total, dropped_total, ..Default::default() }
+    fn trailer(
+        cpu: u32,
+        seq: u64,
+        records: u32,
+        total: u64,
+        dropped_total: [u64; 4],
+    ) -> BatchTrailer {
+        BatchTrailer {
+            cpu,
+            seq,
+            records,
+            records_total: total,
+            dropped_total,
+            ..Default::default()
+        }
     }
 
     fn in_order(v: TrailerVerdict) -> Losses {
@@ -126,8 +152,17 @@ mod tests {
     fn late_batches_are_flagged_and_inconsistency_counted() {
         let mut a = TrailerAccounting::default();
         in_order(a.on_trailer(&trailer(0, 2, 1, 5, [0; 4])));
-        assert_eq!(a.on_trailer(&trailer(0, 1, 4, 4, [0; 4])), TrailerVerdict::Late);
-        assert_eq!(a.on_trailer(&trailer(0, 2, 1, 5, [0; 4])), TrailerVerdict::Late);
+        assert!(a.is_late(&trailer(0, 1, 4, 4, [0; 4])));
+        assert!(!a.is_late(&trailer(0, 3, 4, 9, [0; 4])));
+        assert!(!a.is_late(&trailer(1, 1, 4, 9, [0; 4])));
+        assert_eq!(
+            a.on_trailer(&trailer(0, 1, 4, 4, [0; 4])),
+            TrailerVerdict::Late
+        );
+        assert_eq!(
+            a.on_trailer(&trailer(0, 2, 1, 5, [0; 4])),
+            TrailerVerdict::Late
+        );
         // Totals that go backwards are counted, not turned into losses.
         let l = in_order(a.on_trailer(&trailer(0, 3, 9, 6, [0; 4])));
         assert_eq!(l.gap_records, 0);

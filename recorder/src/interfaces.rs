@@ -18,8 +18,13 @@ pub fn all() -> Vec<Interface> {
         }
         let mut entry = list;
         while (*entry).if_index != 0 {
-            let name = CStr::from_ptr((*entry).if_name).to_string_lossy().into_owned();
-            out.push(Interface { ifindex: (*entry).if_index, name });
+            let name = CStr::from_ptr((*entry).if_name)
+                .to_string_lossy()
+                .into_owned();
+            out.push(Interface {
+                ifindex: (*entry).if_index,
+                name,
+            });
             entry = entry.add(1);
         }
         libc::if_freenameindex(list);
@@ -37,7 +42,9 @@ pub fn name_of(ifindex: u32) -> String {
         format!("if{ifindex}")
     } else {
         // SAFETY: non-null means buf now holds a NUL-terminated name.
-        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 

@@ -7,12 +7,16 @@
 //! committed before it); 2 a usage error.
 
 mod accounting;
+mod imp2;
 mod interfaces;
 mod netlink;
+mod nflog;
 mod progress;
 mod receive;
 mod session;
 mod signals;
+mod sink;
+mod source;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,11 +53,21 @@ struct Args {
     snaplen: u32,
 
     /// Capture points: `pre` (received, before routing), `out` (sent locally).
-    #[arg(long, value_name = "LIST", default_value = "pre,out", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "pre,out",
+        value_delimiter = ','
+    )]
     hooks: Vec<String>,
 
     /// Address families: 4, 6.
-    #[arg(long, value_name = "LIST", default_value = "4,6", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "4,6",
+        value_delimiter = ','
+    )]
     family: Vec<String>,
 
     /// Only these transport protocols: names (icmp, igmp, tcp, udp, gre, esp,
@@ -90,6 +104,26 @@ struct Args {
     #[arg(long, value_name = "PORTID", default_value_t = 0)]
     peer: u32,
 
+    /// Where packets come from: `imp2` (the kernel module) or `nflog:GROUP`
+    /// (the kernel's NFLOG, no module needed; a rule must log to GROUP, e.g.
+    /// `nft add rule inet filter input log group GROUP`). With NFLOG the
+    /// rule selects packets (not --hooks/--proto) and timestamps are µs.
+    #[arg(long, value_name = "SOURCE", default_value = "imp2", value_parser = parse_source)]
+    source: SourceArg,
+
+    /// NFLOG: size of one kernel buffer (4096-131072; suffix K).
+    #[arg(long, value_name = "BYTES", default_value = "128K", value_parser = parse_size)]
+    nflog_bufsize: usize,
+
+    /// NFLOG: packets per kernel buffer at most (the queue threshold).
+    #[arg(long, value_name = "N", default_value_t = nflog::QTHRESH_DEFAULT)]
+    nflog_qthresh: u32,
+
+    /// NFLOG: a non-empty buffer is sent at the latest this many
+    /// milliseconds after its first packet (10 ms steps).
+    #[arg(long, value_name = "MS", default_value_t = nflog::FLUSH_MS_DEFAULT)]
+    nflog_flush_ms: u32,
+
     /// Receive path: `uring` (io_uring, falls back to recv when unavailable)
     /// or `recv`.
     #[arg(long, value_name = "MODE", default_value = "uring", value_parser = parse_io)]
@@ -118,6 +152,66 @@ fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{s}` is not a size (e.g. 65536, 512K, 64M, 1G)"))
 }
 
+/// `--source`
+#[derive(Clone, Copy, Debug)]
+enum SourceArg {
+    Imp2,
+    Nflog(u16),
+}
+
+fn parse_source(s: &str) -> Result<SourceArg, String> {
+    match s.split_once(':') {
+        None if s == "imp2" => Ok(SourceArg::Imp2),
+        Some(("nflog", group)) => group
+            .parse::<u16>()
+            .map(SourceArg::Nflog)
+            .map_err(|_| format!("`{group}`: an NFLOG group is a number 0-65535")),
+        _ => Err(format!("`{s}`: expected `imp2` or `nflog:GROUP`")),
+    }
+}
+
+/// The NFLOG source for `--source nflog:GROUP`, or the exit code.
+fn open_nflog(
+    args: &Args,
+    group: u16,
+    families: u32,
+    notice: &mut dyn FnMut(String),
+) -> Result<nflog::NflogSource, ExitCode> {
+    if !args.proto.is_empty() || args.hooks != ["pre", "out"] {
+        eprintln!(
+            "imp2-record: --hooks and --proto select packets for the imp2 module; with \
+             --source nflog the NFLOG rule selects them"
+        );
+        return Err(ExitCode::from(2));
+    }
+    let settings = nflog::Settings {
+        group,
+        snaplen: args.snaplen,
+        bufsize: u32::try_from(args.nflog_bufsize).unwrap_or(u32::MAX),
+        qthresh: args.nflog_qthresh,
+        flush_ms: args.nflog_flush_ms,
+        rcvbuf: args.rcvbuf,
+        families,
+    };
+    if let Err(e) = settings.validate() {
+        eprintln!("imp2-record: {e}");
+        return Err(ExitCode::from(2));
+    }
+    let source = nflog::NflogSource::open(settings).map_err(|e| {
+        eprintln!("imp2-record: {e}");
+        ExitCode::from(1)
+    })?;
+    if source.rcvbuf_capped() {
+        notice(format!(
+            "SO_RCVBUFFORCE needs CAP_NET_ADMIN; fell back to SO_RCVBUF: the receive buffer is \
+             {} bytes (capped by net.core.rmem_max), not {}",
+            source.rcvbuf(),
+            args.rcvbuf
+        ));
+    }
+    Ok(source)
+}
+
 fn parse_io(s: &str) -> Result<IoMode, String> {
     match s {
         "uring" => Ok(IoMode::Uring),
@@ -137,7 +231,9 @@ fn protocol_number(name: &str) -> Result<u8, String> {
         "ah" => 51,
         "icmpv6" | "icmp6" => 58,
         "sctp" => 132,
-        other => other.parse::<u8>().map_err(|_| format!("unknown protocol `{name}`"))?,
+        other => other
+            .parse::<u8>()
+            .map_err(|_| format!("unknown protocol `{name}`"))?,
     })
 }
 
@@ -169,7 +265,9 @@ fn config_from(args: &Args) -> Result<Config, String> {
     for proto in &args.proto {
         config.allow_protocol(protocol_number(proto).map_err(|e| format!("--proto: {e}"))?);
     }
-    config.validate().map_err(|e| format!("invalid capture settings: {e}"))?;
+    config
+        .validate()
+        .map_err(|e| format!("invalid capture settings: {e}"))?;
     Ok(config)
 }
 
@@ -193,10 +291,6 @@ fn main() -> ExitCode {
         output: args.output.clone(),
         count: args.count,
         duration,
-        config,
-        rcvbuf: args.rcvbuf,
-        unit: args.unit,
-        peer: args.peer,
         io: args.io,
         progress: !args.quiet,
     };
@@ -206,7 +300,31 @@ fn main() -> ExitCode {
             eprintln!("imp2-record: {line}");
         }
     };
-    match session::run(&opts, &mut notice) {
+    let mut source: Box<dyn source::Source> = match args.source {
+        SourceArg::Nflog(group) => match open_nflog(&args, group, config.families, &mut notice) {
+            Ok(s) => Box::new(s),
+            Err(code) => return code,
+        },
+        SourceArg::Imp2 => {
+            let source = match imp2::Imp2Source::open(args.unit, args.peer, args.rcvbuf, config) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("imp2-record: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let sock = source.socket();
+            if sock.rcvbuf_capped {
+                notice(format!(
+                    "SO_RCVBUFFORCE needs CAP_NET_ADMIN; fell back to SO_RCVBUF: the receive \
+                     buffer is {} bytes (capped by net.core.rmem_max), not {}",
+                    sock.rcvbuf, args.rcvbuf
+                ));
+            }
+            Box::new(source)
+        }
+    };
+    match session::run(&opts, source.as_mut(), &mut notice) {
         Ok(summary) => {
             if !args.quiet {
                 eprint!("{}", report::human(&summary));
@@ -261,7 +379,11 @@ mod report {
                 .filter(|(_, v)| *v != 0)
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
-            let _ = writeln!(out, "imp2-record: {lost} records lost ({})", causes.join(", "));
+            let _ = writeln!(
+                out,
+                "imp2-record: {lost} records lost ({})",
+                causes.join(", ")
+            );
         }
         if let Some(m) = &s.last_malformed {
             let _ = writeln!(out, "imp2-record: last malformed message: {m}");
@@ -274,7 +396,10 @@ mod report {
             );
         }
         if !s.unregistered {
-            let _ = writeln!(out, "imp2-record: the producer did not acknowledge UNREGISTER");
+            let _ = writeln!(
+                out,
+                "imp2-record: the producer did not acknowledge UNREGISTER"
+            );
         }
         let _ = writeln!(out, "imp2-record: wrote {}", s.output.display());
         out
@@ -304,12 +429,16 @@ mod report {
             let _ = write!(losses, "\"{k}\":{v},");
         }
         let _ = write!(losses, "\"records_lost\":{}", f.losses.records());
+        let mut source_fields = String::new();
+        for (k, v) in &s.source_fields {
+            let _ = write!(source_fields, "\"{k}\":{v},");
+        }
         let opt = |o: &Option<String>| o.as_deref().map_or("null".to_string(), escape);
         format!(
             "{{\"output\":{},\"records\":{},\"captured_bytes\":{},\"original_bytes\":{},\
              \"first_ns\":{},\"last_ns\":{},\"batches\":{},\"received_bytes\":{},\
-             \"beyond_count\":{},\"elapsed_s\":{:.6},\"io\":\"{}\",\"rcvbuf\":{},\
-             \"unregistered\":{},\"inconsistent_trailers\":{},\"producer_cpus\":{},\"stopped_by\":{},\
+             \"beyond_count\":{},\"elapsed_s\":{:.6},\"cpu_user_s\":{:.6},\"cpu_sys_s\":{:.6},\"io\":\"{}\",{}\
+             \"unregistered\":{},\"stopped_by\":{},\
              \"last_malformed\":{},\"write_error\":{},\"losses\":{{{}}}}}",
             escape(&s.output.display().to_string()),
             f.records,
@@ -321,11 +450,11 @@ mod report {
             s.received_bytes,
             s.beyond_count,
             s.elapsed.as_secs_f64(),
+            s.cpu.0.as_secs_f64(),
+            s.cpu.1.as_secs_f64(),
             s.io,
-            s.rcvbuf,
+            source_fields,
             s.unregistered,
-            s.inconsistent_trailers,
-            s.producer_cpus,
             escape(&s.stopped_by),
             opt(&s.last_malformed),
             opt(&s.write_error),

@@ -58,7 +58,9 @@ impl ImpSocket {
             .bind_auto()
             .map_err(|e| RegisterError(format!("cannot bind the netlink socket: {e}")))?;
         let rcvbuf_capped = set_rcvbuf(&socket, rcvbuf).map_err(|e| {
-            RegisterError(format!("cannot set the receive buffer to {rcvbuf} bytes: {e}"))
+            RegisterError(format!(
+                "cannot set the receive buffer to {rcvbuf} bytes: {e}"
+            ))
         })?;
         let granted = socket
             .get_rx_buf_sz()
@@ -108,7 +110,9 @@ impl ImpSocket {
         self.send(&msg, "REGISTER")?;
         match self.wait_ack(self.seq, timeout, on_datagram)? {
             0 => Ok(()),
-            errno => Err(RegisterError(explain_register_errno(-errno, self.unit, config))),
+            errno => Err(RegisterError(explain_register_errno(
+                -errno, self.unit, config,
+            ))),
         }
     }
 
@@ -163,11 +167,19 @@ impl ImpSocket {
 
 /// The errno of an ACK answering request `seq` in `datagram`, if any.
 fn find_ack(datagram: &[u8], seq: u32) -> Option<i32> {
-    BatchWalker::new(datagram).flatten().find_map(|item| match item.message {
-        Message::Error { errno, request: Some(NlHeader { seq: s, .. }) } if s == seq => Some(errno),
-        Message::Error { errno, request: None } if item.header.seq == seq => Some(errno),
-        _ => None,
-    })
+    BatchWalker::new(datagram)
+        .flatten()
+        .find_map(|item| match item.message {
+            Message::Error {
+                errno,
+                request: Some(NlHeader { seq: s, .. }),
+            } if s == seq => Some(errno),
+            Message::Error {
+                errno,
+                request: None,
+            } if item.header.seq == seq => Some(errno),
+            _ => None,
+        })
 }
 
 fn explain_register_errno(errno: i32, unit: i32, config: &Config) -> String {
@@ -197,7 +209,7 @@ fn explain_register_errno(errno: i32, unit: i32, config: &Config) -> String {
 /// Sets the receive buffer with `SO_RCVBUFFORCE` (needs CAP_NET_ADMIN,
 /// ignores rmem_max), falling back to `SO_RCVBUF`; returns whether it had
 /// to fall back.
-fn set_rcvbuf(socket: &Socket, bytes: usize) -> io::Result<bool> {
+pub fn set_rcvbuf(socket: &Socket, bytes: usize) -> io::Result<bool> {
     // The kernel doubles the value for bookkeeping overhead; ask for half.
     let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
     let set = |opt| {
@@ -212,7 +224,11 @@ fn set_rcvbuf(socket: &Socket, bytes: usize) -> io::Result<bool> {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
-        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     };
     match set(libc::SO_RCVBUFFORCE) {
         Ok(()) => Ok(false),
@@ -224,8 +240,14 @@ fn set_rcvbuf(socket: &Socket, bytes: usize) -> io::Result<bool> {
 /// Waits until `fd` is readable or `timeout` passes; `Ok(false)` on timeout
 /// or signal.
 pub fn poll_readable(fd: i32, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX).max(1);
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis())
+        .unwrap_or(libc::c_int::MAX)
+        .max(1);
     // SAFETY: pfd is a valid pollfd array of length 1 for the call.
     let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
     match rc {
@@ -233,7 +255,11 @@ pub fn poll_readable(fd: i32, timeout: Duration) -> io::Result<bool> {
         0 => Ok(false),
         _ => {
             let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) }
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
         }
     }
 }

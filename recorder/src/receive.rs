@@ -64,13 +64,20 @@ impl Receiver {
     /// Sets up the best available backend for `fd`, with buffers of
     /// `buf_len` bytes (each must hold a whole batch). `notice` receives a
     /// line when a fallback is taken.
-    pub fn new(fd: RawFd, mode: IoMode, buf_len: usize, notice: &mut dyn FnMut(String)) -> Receiver {
+    pub fn new(
+        fd: RawFd,
+        mode: IoMode,
+        buf_len: usize,
+        notice: &mut dyn FnMut(String),
+    ) -> Receiver {
         let backend = match mode {
             IoMode::Recv => Backend::Plain(Plain::new(fd, buf_len)),
             IoMode::Uring => match uring(fd, buf_len) {
                 Ok(b) => b,
                 Err(e) => {
-                    notice(format!("io_uring is unavailable ({e}); receiving with recv()"));
+                    notice(format!(
+                        "io_uring is unavailable ({e}); receiving with recv()"
+                    ));
                     Backend::Plain(Plain::new(fd, buf_len))
                 }
             },
@@ -153,7 +160,10 @@ struct Slots {
 
 impl Slots {
     fn new(count: usize, slot_len: usize) -> Slots {
-        Slots { memory: vec![0u8; count * slot_len], slot_len }
+        Slots {
+            memory: vec![0u8; count * slot_len],
+            slot_len,
+        }
     }
 
     fn ptr(&mut self, slot: usize) -> *mut u8 {
@@ -200,7 +210,12 @@ impl BufRing {
         if entries == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(BufRing { entries: entries.cast(), len, mask: count - 1, tail: 0 })
+        Ok(BufRing {
+            entries: entries.cast(),
+            len,
+            mask: count - 1,
+            tail: 0,
+        })
     }
 
     /// Queues buffer `bid` (at `addr`, `len` bytes) for the kernel; visible
@@ -258,14 +273,26 @@ impl Multishot {
         // SAFETY: the buffer ring memory stays mapped and unmoved until after
         // the io_uring instance (declared first, dropped first) is gone.
         unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(bufs.entries as u64, RING_BUFFERS, BUFFER_GROUP, 0)?;
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.entries as u64,
+                RING_BUFFERS,
+                BUFFER_GROUP,
+                0,
+            )?;
         }
         for bid in 0..RING_BUFFERS {
             bufs.add(bid, slots.ptr(usize::from(bid)), buf_len as u32);
         }
         bufs.publish();
-        Ok(Multishot { ring, bufs, slots, fd, buf_len, armed: false, delivered: 0 })
+        Ok(Multishot {
+            ring,
+            bufs,
+            slots,
+            fd,
+            buf_len,
+            armed: false,
+            delivered: 0,
+        })
     }
 
     fn arm(&mut self) -> io::Result<()> {
@@ -336,7 +363,9 @@ impl Multishot {
         if !self.armed {
             return Ok(());
         }
-        let cancel = opcode::AsyncCancel::new(MULTISHOT_TAG).build().user_data(CANCEL_TAG);
+        let cancel = opcode::AsyncCancel::new(MULTISHOT_TAG)
+            .build()
+            .user_data(CANCEL_TAG);
         // SAFETY: the cancel request refers to no memory.
         unsafe { self.ring.submission().push(&cancel) }
             .map_err(|_| io::Error::other("io_uring submission queue full"))?;
@@ -427,7 +456,9 @@ impl Single {
     fn shutdown(&mut self, on: &mut OnDatagram<'_>) -> io::Result<()> {
         for slot in 0..SINGLE_IN_FLIGHT {
             if self.in_flight[slot] {
-                let cancel = opcode::AsyncCancel::new(slot as u64).build().user_data(CANCEL_TAG);
+                let cancel = opcode::AsyncCancel::new(slot as u64)
+                    .build()
+                    .user_data(CANCEL_TAG);
                 // SAFETY: the cancel request refers to no memory.
                 unsafe { self.ring.submission().push(&cancel) }
                     .map_err(|_| io::Error::other("io_uring submission queue full"))?;
@@ -454,7 +485,10 @@ struct Plain {
 
 impl Plain {
     fn new(fd: RawFd, buf_len: usize) -> Plain {
-        Plain { fd, buf: vec![0u8; buf_len] }
+        Plain {
+            fd,
+            buf: vec![0u8; buf_len],
+        }
     }
 
     fn poll(&mut self, timeout: Duration, on: &mut OnDatagram<'_>) -> io::Result<usize> {
@@ -491,12 +525,18 @@ impl Plain {
 
 impl std::fmt::Debug for Multishot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Multishot").field("fd", &self.fd).field("armed", &self.armed).finish_non_exhaustive()
+        f.debug_struct("Multishot")
+            .field("fd", &self.fd)
+            .field("armed", &self.armed)
+            .finish_non_exhaustive()
     }
 }
 
 impl std::fmt::Debug for Single {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Single").field("fd", &self.fd).field("in_flight", &self.in_flight).finish_non_exhaustive()
+        f.debug_struct("Single")
+            .field("fd", &self.fd)
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
     }
 }

@@ -1,19 +1,18 @@
-//! One recording run: register, receive batches, append records to the log,
-//! account for every record not received, and finish cleanly.
+//! One recording run, whatever the source: start it, receive datagrams,
+//! hand them to the source's decoder, report progress, stop and drain
+//! cleanly, and finish the log.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use imp2_format::PacketRecord;
-use imp2_format::log::{Footer, Interface, LogHeader, LogWriter, Losses, WriteError};
-use imp2_format::wire::{BatchWalker, Config, Malformed, Message};
+use imp2_format::log::{Footer, LogHeader, LogWriter, WriteError};
 
-use crate::accounting::{TrailerAccounting, TrailerVerdict};
 use crate::interfaces::{self, KnownInterfaces};
-use crate::netlink::ImpSocket;
 use crate::progress::Progress;
 use crate::receive::{IoMode, Receiver};
 use crate::signals;
+use crate::sink::Sink;
+use crate::source::Source;
 
 /// What the user asked for.
 #[derive(Debug)]
@@ -24,22 +23,12 @@ pub struct Options {
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
-    /// Configuration sent with REGISTER.
-    pub config: Config,
-    /// Receive buffer to ask for, bytes.
-    pub rcvbuf: usize,
-    /// Netlink unit.
-    pub unit: i32,
-    /// Producer port id (0 = kernel).
-    pub peer: u32,
     /// Receive path.
     pub io: IoMode,
     /// Status line on a terminal.
     pub progress: bool,
 }
 
-/// How long to wait for the producer's ACKs.
-const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to drain final batches after UNREGISTER.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often to start writeback of the log's dirty pages.
@@ -58,16 +47,14 @@ pub struct Summary {
     pub beyond_count: u64,
     /// Receive path used.
     pub io: &'static str,
-    /// Receive buffer granted, bytes.
-    pub rcvbuf: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// CPU time (user, system) the recorder used.
+    pub cpu: (Duration, Duration),
     /// Whether the producer acknowledged UNREGISTER.
     pub unregistered: bool,
-    /// Trailers whose totals went backwards.
-    pub inconsistent_trailers: u64,
-    /// Producer CPUs (sequence spaces) seen.
-    pub producer_cpus: usize,
+    /// Source-specific facts, `(key, JSON value)`.
+    pub source_fields: Vec<(&'static str, String)>,
     /// The last malformed message seen, if any.
     pub last_malformed: Option<String>,
     /// Why the run stopped.
@@ -91,7 +78,21 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// User and system CPU time of this process so far.
+fn cpu_time() -> (Duration, Duration) {
+    // SAFETY: rusage is plain data that getrusage fills in.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let d = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (d(usage.ru_utime), d(usage.ru_stime))
 }
 
 fn uname() -> (String, String) {
@@ -103,151 +104,32 @@ fn uname() -> (String, String) {
             return (String::new(), String::new());
         }
         let s = |f: &[libc::c_char]| {
-            std::ffi::CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned()
+            std::ffi::CStr::from_ptr(f.as_ptr())
+                .to_string_lossy()
+                .into_owned()
         };
         (s(&u.nodename), s(&u.release))
     }
 }
 
-/// The state fed by every received datagram.
-#[derive(Debug)]
-struct Recording {
-    writer: LogWriter,
-    accounting: TrailerAccounting,
-    known: KnownInterfaces,
-    limit: u64,
-    written: u64,
-    beyond_count: u64,
-    batches: u64,
-    received_bytes: u64,
-    unregister_seq: Option<u32>,
-    unregister_acked: bool,
-    last_malformed: Option<Malformed>,
-    error: Option<WriteError>,
-}
-
-impl Recording {
-    fn on_datagram(&mut self, buf: &[u8], truncated: bool) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Err(e) = self.handle(buf, truncated) {
-            self.error = Some(e);
-        }
-    }
-
-    /// The hot path: walk one batch, append its records, account.
-    fn handle(&mut self, buf: &[u8], truncated: bool) -> Result<(), WriteError> {
-        self.batches += 1;
-        self.received_bytes += buf.len() as u64;
-        let mut losses = Losses::default();
-        if truncated {
-            // Part of the batch is missing, its trailer with it. Nothing in
-            // it is kept: the next trailer from its CPU tells exactly how
-            // many records it held (they are counted as gap records then).
-            losses.truncated_batches = 1;
-            return self.writer.add_losses(&losses);
-        }
-        let mut trailer = None;
-        let mut malformed = false;
-        let mut records = 0u32;
-        let mut late = false;
-        for item in BatchWalker::new(buf) {
-            let item = match item {
-                Ok(item) => item,
-                Err(m) => {
-                    malformed = true;
-                    self.last_malformed = Some(m);
-                    continue;
-                }
-            };
-            match item.message {
-                Message::Record(record) => {
-                    records += 1;
-                    self.append(&record)?;
-                }
-                Message::Done(t) => match self.accounting.on_trailer(&t) {
-                    TrailerVerdict::InOrder(l) => {
-                        losses.add(&l);
-                        trailer = Some(t);
-                    }
-                    TrailerVerdict::Late => late = true,
-                },
-                Message::Error { request: Some(req), .. }
-                    if Some(req.seq) == self.unregister_seq =>
-                {
-                    self.unregister_acked = true;
-                }
-                Message::Noop => {}
-                // Overruns, stray errors, unknown types: not what a
-                // producer of batches sends.
-                Message::Error { .. } | Message::Overrun | Message::Unknown { .. } => {
-                    malformed = true;
-                }
-            }
-        }
-        if records > 0 && trailer.is_none() && !late {
-            malformed = true; // a batch must end with its trailer
-        }
-        if malformed {
-            losses.malformed_messages += 1;
-        }
-        if late {
-            self.writer.discard_uncommitted();
-            self.written -= u64::from(records).min(self.written);
-        } else {
-            self.writer.commit()?;
-        }
-        if !losses.is_zero() {
-            self.writer.add_losses(&losses)?;
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn append(&mut self, record: &PacketRecord<'_>) -> Result<(), WriteError> {
-        if self.written >= self.limit {
-            self.beyond_count += 1;
-            return Ok(());
-        }
-        if !self.known.contains(record.ifindex) {
-            self.known.insert(record.ifindex);
-            let name = interfaces::name_of(record.ifindex);
-            self.writer.add_interface(&Interface { ifindex: record.ifindex, name })?;
-        }
-        self.writer.append(record)?;
-        self.written += 1;
-        Ok(())
-    }
-}
-
-/// Runs one recording to its end.
-pub fn run(opts: &Options, notice: &mut dyn FnMut(String)) -> Result<Summary, RunError> {
+/// Runs one recording from `source` to its end.
+pub fn run(
+    opts: &Options,
+    source: &mut dyn Source,
+    notice: &mut dyn FnMut(String),
+) -> Result<Summary, RunError> {
     let started = Instant::now();
     signals::install().map_err(|e| RunError(format!("cannot install signal handlers: {e}")))?;
-    let mut sock =
-        ImpSocket::open(opts.unit, opts.peer, opts.rcvbuf).map_err(|e| RunError(e.to_string()))?;
-    if sock.rcvbuf_capped {
-        notice(format!(
-            "SO_RCVBUFFORCE needs CAP_NET_ADMIN; fell back to SO_RCVBUF: the receive buffer is \
-             {} bytes (capped by net.core.rmem_max), not {}",
-            sock.rcvbuf, opts.rcvbuf
-        ));
-    }
     let (hostname, kernel_release) = uname();
     let interfaces = interfaces::all();
     let header = LogHeader {
         version: (1, 0),
         created_ns: now_ns(),
-        snaplen: opts.config.snaplen,
-        source: if opts.peer == 0 {
-            format!("imp2 module, netlink unit {}", opts.unit)
-        } else {
-            format!("imp2 producer port {} on netlink unit {}", opts.peer, opts.unit)
-        },
+        snaplen: source.snaplen(),
+        source: source.description(),
         hostname,
         kernel_release,
-        tsresol_digits: 9,
+        tsresol_digits: source.tsresol_digits(),
         interfaces: interfaces.clone(),
     };
     let out = opts.output.display();
@@ -256,42 +138,40 @@ pub fn run(opts: &Options, notice: &mut dyn FnMut(String)) -> Result<Summary, Ru
     for i in &interfaces {
         known.insert(i.ifindex);
     }
-    let mut rec = Recording {
-        writer,
-        accounting: TrailerAccounting::default(),
-        known,
-        limit: opts.count.unwrap_or(u64::MAX),
-        written: 0,
-        beyond_count: 0,
-        batches: 0,
-        received_bytes: 0,
-        unregister_seq: None,
-        unregister_acked: false,
-        last_malformed: None,
-        error: None,
-    };
-    if let Err(e) = sock.register(&opts.config, ACK_TIMEOUT, &mut |d, t| rec.on_datagram(d, t)) {
+    let mut sink = Sink::new(writer, known, opts.count.unwrap_or(u64::MAX));
+    if let Err(e) = source.start(&mut sink) {
         // Nothing was recorded: leave no empty log behind.
-        drop(rec);
+        drop(sink);
         let _ = std::fs::remove_file(&opts.output);
-        return Err(RunError(e.to_string()));
+        return Err(e);
     }
-    let buf_len = (opts.config.batch_bytes as usize).next_multiple_of(4096);
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock.socket);
-    let mut receiver = Receiver::new(fd, opts.io, buf_len, notice);
+    let mut receiver = Receiver::new(source.fd(), opts.io, source.datagram_len(), notice);
     let mut progress = Progress::new(opts.progress);
     let deadline = opts.duration.map(|d| started + d);
     let mut last_flush = Instant::now();
+    let mut last_tick = Instant::now();
+    let mut error: Option<WriteError> = None;
+    // Every received datagram goes through here; a write error stops the
+    // decoding of further datagrams and then the run.
+    let on_datagram = |source: &mut dyn Source,
+                       sink: &mut Sink,
+                       error: &mut Option<WriteError>,
+                       d: &[u8],
+                       t: bool| {
+        if error.is_none() {
+            *error = source.on_datagram(d, t, sink).err();
+        }
+    };
 
     let stopped_by = loop {
         if let Some(signal) = signals::stop_requested() {
             break format!("signal {signal}");
         }
-        if rec.error.is_some() {
+        if error.is_some() {
             break "write error".to_string();
         }
-        if rec.written >= rec.limit {
-            break format!("count {} reached", rec.limit);
+        if sink.limit_reached() {
+            break format!("count {} reached", sink.written);
         }
         let now = Instant::now();
         let mut wait = Duration::from_millis(250);
@@ -301,63 +181,71 @@ pub fn run(opts: &Options, notice: &mut dyn FnMut(String)) -> Result<Summary, Ru
             }
             wait = wait.min(deadline - now);
         }
-        if let Err(e) = receiver.poll(wait, &mut |d, t| rec.on_datagram(d, t)) {
+        if let Err(e) = receiver.poll(wait, &mut |d, t| {
+            on_datagram(&mut *source, &mut sink, &mut error, d, t)
+        }) {
             break format!("receive error: {e}");
         }
-        progress.tick(rec.written, rec.received_bytes, rec.writer.losses());
+        progress.tick(sink.written, sink.received_bytes, sink.losses());
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            source.on_tick(&sink, notice);
+        }
         if last_flush.elapsed() >= FLUSH_EVERY {
             last_flush = Instant::now();
-            if let Err(e) = rec.writer.flush_async() {
-                rec.error = Some(e);
+            if let Err(e) = sink.writer().flush_async() {
+                error = Some(e);
             }
         }
     };
     progress.clear();
 
-    // Unregister and drain: the producer flushes its pending batches, then
-    // ACKs; everything queued before the ACK is recorded. If the producer is
-    // gone already, what it queued is still drained until the socket idles.
-    let drain_end = Instant::now() + DRAIN_TIMEOUT;
-    let mut drain = |rec: &mut Recording, until_ack: bool| {
-        while Instant::now() < drain_end && !(until_ack && rec.unregister_acked) {
-            match receiver.poll(Duration::from_millis(100), &mut |d, t| rec.on_datagram(d, t)) {
-                Ok(0) if !until_ack => break,
-                Ok(_) => {}
-                Err(_) => break,
-            }
+    // Stop and drain: the producer flushes its pending batches, then
+    // acknowledges; everything queued before the acknowledgement is
+    // recorded. If the producer is gone already, what it queued is still
+    // drained until the socket idles.
+    let until_ack = match source.request_stop() {
+        Ok(()) => true,
+        Err(e) => {
+            notice(format!("could not stop the producer: {e}"));
+            false
         }
     };
-    match sock.send_unregister() {
-        Ok(seq) => {
-            rec.unregister_seq = Some(seq);
-            drain(&mut rec, true);
-        }
-        Err(e) => {
-            notice(format!("could not unregister: {e}"));
-            drain(&mut rec, false);
+    let drain_end = Instant::now() + DRAIN_TIMEOUT;
+    while Instant::now() < drain_end && !(until_ack && source.stop_acknowledged()) {
+        match receiver.poll(Duration::from_millis(100), &mut |d, t| {
+            on_datagram(&mut *source, &mut sink, &mut error, d, t)
+        }) {
+            Ok(0) if !until_ack => break,
+            Ok(_) => {}
+            Err(_) => break,
         }
     }
-    let unregistered = rec.unregister_acked;
-    if let Err(e) = receiver.shutdown(&mut |d, t| rec.on_datagram(d, t)) {
+    let unregistered = source.stop_acknowledged();
+    if let Err(e) =
+        receiver.shutdown(&mut |d, t| on_datagram(&mut *source, &mut sink, &mut error, d, t))
+    {
         notice(format!("stopping the receiver: {e}"));
     }
 
-    let write_error = rec.error.take().map(|e| {
+    let write_error = error.map(|e| {
         if e.is_disk_full() {
-            format!("{out}: disk full after {} records ({e}); the log holds every record before it", rec.written)
+            format!(
+                "{out}: disk full after {} records ({e}); the log holds every record before it",
+                sink.written
+            )
         } else {
             format!("{out}: {e}")
         }
     });
-    let batches = rec.batches;
-    let received_bytes = rec.received_bytes;
-    let beyond_count = rec.beyond_count;
-    let inconsistent_trailers = rec.accounting.inconsistent;
-    let producer_cpus = rec.accounting.cpus();
-    let last_malformed = rec.last_malformed.map(|m| m.to_string());
-    let footer = rec.writer.finish(now_ns()).map_err(|e| {
+    let batches = sink.batches;
+    let received_bytes = sink.received_bytes;
+    let beyond_count = sink.beyond_count;
+    let footer = sink.into_writer().finish(now_ns()).map_err(|e| {
         RunError(match &write_error {
-            Some(w) => format!("{w}; closing the log failed too: {e} (its committed part is valid)"),
+            Some(w) => {
+                format!("{w}; closing the log failed too: {e} (its committed part is valid)")
+            }
             None => format!("{out}: closing the log: {e} (its committed part is valid)"),
         })
     })?;
@@ -367,12 +255,11 @@ pub fn run(opts: &Options, notice: &mut dyn FnMut(String)) -> Result<Summary, Ru
         received_bytes,
         beyond_count,
         io: receiver.name(),
-        rcvbuf: sock.rcvbuf,
         elapsed: started.elapsed(),
+        cpu: cpu_time(),
         unregistered,
-        inconsistent_trailers,
-        producer_cpus,
-        last_malformed,
+        source_fields: source.summary_fields(),
+        last_malformed: source.last_malformed(),
         stopped_by,
         write_error,
         output: opts.output.clone(),

@@ -32,7 +32,10 @@ fn million(env: &[(&str, &str)], extra: &[&str]) -> (serde_json::Value, serde_js
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("run.log");
     let n = 1_000_000u64;
-    let loadgen = Loadgen::start(dir.path(), &["-n", &n.to_string(), "--cpus", "2", "--size", "64,200,1500"]);
+    let loadgen = Loadgen::start(
+        dir.path(),
+        &["-n", &n.to_string(), "--cpus", "2", "--size", "64,200,1500"],
+    );
     let mut args = vec!["-c", "1000000"];
     args.extend_from_slice(extra);
     let recorder = start_recorder(loadgen.port, &log, &args, env);
@@ -46,9 +49,17 @@ fn million(env: &[(&str, &str)], extra: &[&str]) -> (serde_json::Value, serde_js
     assert_only_losses(&summary, &[]);
     let (digest, error) = log_digest(&log);
     assert_eq!(error, None);
-    assert_eq!(digest.to_hex(), generated["digest"].as_str().unwrap(), "log content digest");
+    assert_eq!(
+        digest.to_hex(),
+        generated["digest"].as_str().unwrap(),
+        "log content digest"
+    );
     let verify = run_tool("imp2-info", &["--verify", log.to_str().unwrap()]);
-    assert!(verify.status_ok, "imp2-info --verify: {}{}", verify.stdout, verify.stderr);
+    assert!(
+        verify.status_ok,
+        "imp2-info --verify: {}{}",
+        verify.stdout, verify.stderr
+    );
     (summary, generated)
 }
 
@@ -56,7 +67,10 @@ fn million(env: &[(&str, &str)], extra: &[&str]) -> (serde_json::Value, serde_js
 fn a_million_records_at_full_speed_arrive_exactly() {
     let _g = serial();
     let (summary, _) = million(&[], &[]);
-    assert!(summary["io"].as_str().unwrap().starts_with("io_uring"), "{summary}");
+    assert!(
+        summary["io"].as_str().unwrap().starts_with("io_uring"),
+        "{summary}"
+    );
     assert_eq!(u(&summary, "producer_cpus"), 2);
 }
 
@@ -78,7 +92,9 @@ fn overload_while_stopped_is_accounted_exactly() {
     // buffer so the stop overflows it.
     let loadgen = Loadgen::start(
         dir.path(),
-        &["-n", "3000000", "--rate", "1000000", "--cpus", "2", "--linger", "0"],
+        &[
+            "-n", "3000000", "--rate", "1000000", "--cpus", "2", "--linger", "0",
+        ],
     );
     let recorder = start_recorder(loadgen.port, &log, &["--rcvbuf", "256K"], &[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -91,10 +107,17 @@ fn overload_while_stopped_is_accounted_exactly() {
     assert!(out.status_ok, "imp2-record failed: {}", out.stderr);
     let summary = recorder_json(&out);
     let dropped = u(&generated, "dropped");
-    assert!(dropped > 0, "the stop must overflow the buffer: {generated}");
+    assert!(
+        dropped > 0,
+        "the stop must overflow the buffer: {generated}"
+    );
     let recorded = u(&summary, "records");
     let lost = u(&summary["losses"], "records_lost");
-    assert_eq!(recorded + lost, u(&generated, "generated"), "recorded + lost == generated");
+    assert_eq!(
+        recorded + lost,
+        u(&generated, "generated"),
+        "recorded + lost == generated"
+    );
     assert_eq!(u(&summary["losses"], "kernel_rcvbuf"), dropped);
     assert_only_losses(&summary, &["kernel_rcvbuf"]);
     let (digest, error) = log_digest(&log);
@@ -107,7 +130,10 @@ fn overload_while_stopped_is_accounted_exactly() {
     let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(u(&info["losses"], "records_lost"), dropped, "{info}");
     let pcapng = dir.path().join("run.pcapng");
-    let conv = run_tool("imp2-convert", &[log.to_str().unwrap(), "-o", pcapng.to_str().unwrap()]);
+    let conv = run_tool(
+        "imp2-convert",
+        &[log.to_str().unwrap(), "-o", pcapng.to_str().unwrap()],
+    );
     assert!(conv.status_ok, "{}", conv.stderr);
     assert_eq!(isb_osdrop_total(&std::fs::read(&pcapng).unwrap()), dropped);
 }
@@ -120,7 +146,10 @@ fn isb_osdrop_total(file: &[u8]) -> u64 {
     while pos + 12 <= file.len() {
         let block_type = u32::from_le_bytes(file[pos..pos + 4].try_into().unwrap());
         let len = u32::from_le_bytes(file[pos + 4..pos + 8].try_into().unwrap()) as usize;
-        assert!(len >= 12 && pos + len <= file.len(), "bad pcapng block at {pos}");
+        assert!(
+            len >= 12 && pos + len <= file.len(),
+            "bad pcapng block at {pos}"
+        );
         if block_type == 5 {
             // ISB: interface id (4), timestamp (8), then options.
             let mut o = pos + 8 + 12;
@@ -148,7 +177,16 @@ fn hostile_peer_is_counted_and_valid_records_kept() {
     let log = dir.path().join("run.log");
     let loadgen = Loadgen::start(
         dir.path(),
-        &["-n", "200000", "--hostile-every", "3", "--linger", "0", "--rate", "2000000"],
+        &[
+            "-n",
+            "200000",
+            "--hostile-every",
+            "3",
+            "--linger",
+            "0",
+            "--rate",
+            "2000000",
+        ],
     );
     let recorder = start_recorder(loadgen.port, &log, &[], &[]);
     let generated = loadgen.finish(LONG);
@@ -157,9 +195,20 @@ fn hostile_peer_is_counted_and_valid_records_kept() {
     assert!(out.status_ok, "imp2-record failed: {}", out.stderr);
     let summary = recorder_json(&out);
     let hostile = u(&generated, "hostile_datagrams");
-    assert!(hostile >= 8, "every kind of hostile datagram sent: {generated}");
-    assert_eq!(u(&summary["losses"], "malformed_messages"), hostile, "{summary}");
-    assert_eq!(u(&summary, "records"), u(&generated, "sent"), "valid records kept");
+    assert!(
+        hostile >= 8,
+        "every kind of hostile datagram sent: {generated}"
+    );
+    assert_eq!(
+        u(&summary["losses"], "malformed_messages"),
+        hostile,
+        "{summary}"
+    );
+    assert_eq!(
+        u(&summary, "records"),
+        u(&generated, "sent"),
+        "valid records kept"
+    );
     assert_only_losses(&summary, &["malformed_messages"]);
     let (digest, error) = log_digest(&log);
     assert_eq!(error, None);
@@ -170,8 +219,10 @@ fn hostile_peer_is_counted_and_valid_records_kept() {
 fn paced_run_then(sig: i32) -> (tempfile::TempDir, std::path::PathBuf, Output) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("run.log");
-    let loadgen =
-        Loadgen::start(dir.path(), &["-n", "2000000", "--rate", "200000", "--linger", "0"]);
+    let loadgen = Loadgen::start(
+        dir.path(),
+        &["-n", "2000000", "--rate", "200000", "--linger", "0"],
+    );
     let recorder = start_recorder(loadgen.port, &log, &["--flush-ms", "10"], &[]);
     std::thread::sleep(Duration::from_millis(1500));
     signal(&recorder, sig);
@@ -183,10 +234,17 @@ fn paced_run_then(sig: i32) -> (tempfile::TempDir, std::path::PathBuf, Output) {
 
 fn verify_and_convert(log: &std::path::Path) -> u64 {
     let verify = run_tool("imp2-info", &["--verify", "--json", log.to_str().unwrap()]);
-    assert!(verify.status_ok, "log does not verify: {}{}", verify.stdout, verify.stderr);
+    assert!(
+        verify.status_ok,
+        "log does not verify: {}{}",
+        verify.stdout, verify.stderr
+    );
     let info: serde_json::Value = serde_json::from_str(&verify.stdout).unwrap();
     let pcap = log.with_extension("pcap");
-    let conv = run_tool("imp2-convert", &[log.to_str().unwrap(), "-o", pcap.to_str().unwrap()]);
+    let conv = run_tool(
+        "imp2-convert",
+        &[log.to_str().unwrap(), "-o", pcap.to_str().unwrap()],
+    );
     assert!(conv.status_ok, "{}", conv.stderr);
     u(&info, "records")
 }
@@ -208,7 +266,10 @@ fn kill_9_mid_run_leaves_every_committed_record() {
     let (_dir, log, out) = paced_run_then(libc::SIGKILL);
     assert_eq!(out.signal, Some(libc::SIGKILL));
     let records = verify_and_convert(&log);
-    assert!(records > 100_000, "1.5 s at 200k/s committed only {records} records");
+    assert!(
+        records > 100_000,
+        "1.5 s at 200k/s committed only {records} records"
+    );
     // Every committed record reads back whole, in order: the loadgen's
     // timestamps are strictly increasing on one CPU.
     let reader = imp2_format::log::LogReader::open(&log).unwrap();
@@ -236,17 +297,33 @@ fn disk_full_is_a_clean_error_and_the_log_verifies() {
         .arg(&mnt)
         .status()
         .expect("mount");
-    assert!(mounted.success(), "this test mounts a 3 MiB tmpfs and needs root");
+    assert!(
+        mounted.success(),
+        "this test mounts a 3 MiB tmpfs and needs root"
+    );
     let log = mnt.join("run.log");
-    let loadgen = Loadgen::start(dir.path(), &["-n", "1000000", "--size", "200", "--linger", "0"]);
+    let loadgen = Loadgen::start(
+        dir.path(),
+        &["-n", "1000000", "--size", "200", "--linger", "0"],
+    );
     let recorder = start_recorder(loadgen.port, &log, &[], &[]);
     let out = wait_output(recorder, LONG, "imp2-record");
     let _ = wait_output(loadgen.child, LONG, "imp2-loadgen");
     let result = std::panic::catch_unwind(|| {
-        assert_eq!(out.signal, None, "killed by a signal (SIGBUS?): {}", out.stderr);
+        assert_eq!(
+            out.signal, None,
+            "killed by a signal (SIGBUS?): {}",
+            out.stderr
+        );
         assert_eq!(out.code, Some(1), "{}", out.stderr);
         assert!(out.stderr.contains("disk full"), "{}", out.stderr);
-        assert_eq!(out.stderr.lines().filter(|l| l.contains("disk full")).count(), 1);
+        assert_eq!(
+            out.stderr
+                .lines()
+                .filter(|l| l.contains("disk full"))
+                .count(),
+            1
+        );
         let records = verify_and_convert(&log);
         assert!(records > 1000, "{records}");
     });
@@ -260,23 +337,44 @@ fn registration_errors_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("run.log");
     // Nobody listens on that port.
-    let out = wait_output(start_recorder(0x7fff_fff0, &log, &[], &[]), LONG, "imp2-record");
+    let out = wait_output(
+        start_recorder(0x7fff_fff0, &log, &[], &[]),
+        LONG,
+        "imp2-record",
+    );
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("no producer listens"), "{}", out.stderr);
     assert!(!log.exists(), "no empty log left behind");
     // A second recorder while one is attached.
-    let loadgen = Loadgen::start(dir.path(), &["-n", "2000000", "--rate", "100000", "--linger", "0"]);
+    let loadgen = Loadgen::start(
+        dir.path(),
+        &["-n", "2000000", "--rate", "100000", "--linger", "0"],
+    );
     let first = start_recorder(loadgen.port, &log, &[], &[]);
     std::thread::sleep(Duration::from_millis(500));
     let other = dir.path().join("other.log");
-    let second = wait_output(start_recorder(loadgen.port, &other, &[], &[]), LONG, "imp2-record");
+    let second = wait_output(
+        start_recorder(loadgen.port, &other, &[], &[]),
+        LONG,
+        "imp2-record",
+    );
     assert_eq!(second.code, Some(1));
-    assert!(second.stderr.contains("another recorder is already attached"), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another recorder is already attached"),
+        "{}",
+        second.stderr
+    );
     signal(&first, libc::SIGINT);
     assert!(wait_output(first, LONG, "imp2-record").status_ok);
     let _ = wait_output(loadgen.child, LONG, "imp2-loadgen");
     // Settings out of range are usage errors.
-    let out = wait_output(start_recorder(1, &log, &["--snaplen", "0"], &[]), LONG, "imp2-record");
+    let out = wait_output(
+        start_recorder(1, &log, &["--snaplen", "0"], &[]),
+        LONG,
+        "imp2-record",
+    );
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("snaplen"), "{}", out.stderr);
 }
@@ -295,6 +393,10 @@ fn module_not_loaded_is_explained() {
         .unwrap();
     let out = wait_output(child, LONG, "imp2-record");
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("module is not loaded"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("module is not loaded"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }

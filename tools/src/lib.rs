@@ -1,1 +1,425 @@
-//! Shared code of the imp2 tools.
+//! Shared code of the imp2 tools: opening a log with one-line errors, and
+//! the summary of a log that `imp2-info` prints.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use imp2_format::export::{format_time_ns, io_reason, losses_summary, read_error_reason};
+use imp2_format::log::{Footer, LogEvent, LogHeader, LogReader, Losses, ReadError};
+use imp2_format::record::protocol_name;
+use serde::Serialize;
+
+/// Exit code: the tool did what was asked.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a runtime or integrity error (clap uses 2 for usage errors).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: wrong usage (same as clap's).
+pub const EXIT_USAGE: u8 = 2;
+
+/// A failure worth one line on stderr, and the exit code to end with.
+#[derive(Debug)]
+pub struct Failure {
+    /// The line, without the tool's name.
+    pub message: String,
+    /// Exit code.
+    pub code: u8,
+}
+
+impl Failure {
+    /// A runtime failure (exit 1).
+    pub fn runtime(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: EXIT_FAILURE,
+        }
+    }
+
+    /// A usage failure (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: EXIT_USAGE,
+        }
+    }
+
+    /// Prints `tool: message` on stderr and returns the exit code.
+    pub fn report(&self, tool: &str) -> std::process::ExitCode {
+        eprintln!("{tool}: {}", self.message);
+        std::process::ExitCode::from(self.code)
+    }
+}
+
+/// One line for a read error: `<reason> at byte N` (no offset for errors
+/// that concern the whole file: I/O, not a log, version).
+pub fn describe_read_error(e: &ReadError) -> String {
+    use imp2_format::log::ReadErrorKind::*;
+    let reason = read_error_reason(&e.kind);
+    match e.kind {
+        Io(_) | NotALog | UnsupportedVersion { .. } => reason,
+        _ => format!("{reason} at byte {}", e.offset),
+    }
+}
+
+/// Opens the log at `path`, or fails with `PATH: reason`.
+pub fn open_log(path: &Path) -> Result<LogReader, Failure> {
+    // The reader maps the file: say clearly what is not a regular file
+    // rather than letting mmap fail obscurely.
+    match std::fs::metadata(path) {
+        Err(e) => {
+            return Err(Failure::runtime(format!(
+                "{}: {}",
+                path.display(),
+                io_reason(&e)
+            )));
+        }
+        Ok(m) if m.is_dir() => {
+            return Err(Failure::runtime(format!(
+                "{}: is a directory, not an imp2 log",
+                path.display()
+            )));
+        }
+        Ok(_) => {}
+    }
+    LogReader::open(path)
+        .map_err(|e| Failure::runtime(format!("{}: {}", path.display(), describe_read_error(&e))))
+}
+
+/// Header fields of a summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderSummary {
+    /// Format version, `major.minor`.
+    pub version: String,
+    /// What produced the records.
+    pub source: String,
+    /// Host name of the recording machine.
+    pub hostname: String,
+    /// `uname -r` of the recording machine.
+    pub kernel_release: String,
+    /// When recording started, ns since the epoch.
+    pub created_ns: u64,
+    /// Same, UTC ISO 8601.
+    pub created: String,
+    /// Snap length, bytes.
+    pub snaplen: u32,
+    /// Timestamp precision in decimal digits (9 = ns).
+    pub tsresol_digits: u8,
+}
+
+/// Records seen on one interface.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InterfaceSummary {
+    /// Kernel ifindex.
+    pub ifindex: u32,
+    /// Name from the log (the latest one if it changed), or `if<N>` when
+    /// the log never named it (the name export gives it too).
+    pub name: String,
+    /// Records captured on it.
+    pub records: u64,
+}
+
+/// A damaged frame or header.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorSummary {
+    /// File offset of the damage.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// How sound the log is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Integrity {
+    /// The log was closed cleanly (footer read).
+    pub closed: bool,
+    /// Bytes past the committed length, ignored: space a running recorder
+    /// reserved, or the uncommitted tail of one that died.
+    pub uncommitted_bytes: u64,
+    /// The first damaged frame, which ends reading.
+    pub error: Option<ErrorSummary>,
+    /// When closed: whether the footer's totals match the records read;
+    /// `null` when there is no footer.
+    pub footer_matches: Option<bool>,
+}
+
+impl Integrity {
+    /// The integrity problem `--verify` fails on, if any: a damaged frame or
+    /// header, a torn tail (file shorter than its committed length), or a
+    /// footer that disagrees with the records. An unclosed log and bytes
+    /// past the committed length are normal (a recording in progress, or
+    /// one whose recorder died: every committed frame is still sound).
+    pub fn problem(&self) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(format!("{} at byte {}", e.reason, e.offset));
+        }
+        if self.footer_matches == Some(false) {
+            return Some("the footer's totals do not match the records in the log".into());
+        }
+        None
+    }
+
+    /// One line for humans.
+    pub fn describe(&self) -> String {
+        let mut s = match (self.problem(), self.closed) {
+            (Some(p), _) if self.error.is_some() => {
+                format!("damaged: {p}; nothing after it is readable")
+            }
+            (Some(p), _) => p,
+            (None, true) => "closed cleanly".into(),
+            (None, false) => {
+                "not closed (recording in progress, or the recorder died); every committed \
+                 frame is sound"
+                    .into()
+            }
+        };
+        if self.uncommitted_bytes > 0 {
+            s += &format!(
+                "; {} uncommitted bytes past the committed length (reserved space or a \
+                 frame never committed, ignored)",
+                self.uncommitted_bytes
+            );
+        }
+        s
+    }
+}
+
+/// Everything `imp2-info` reports about a log; its JSON form is the
+/// `--json` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The log header.
+    pub header: HeaderSummary,
+    /// Records read.
+    pub records: u64,
+    /// Earliest record, ns since the epoch (`null` without records).
+    pub first_ns: Option<u64>,
+    /// Latest record, ns since the epoch (`null` without records).
+    pub last_ns: Option<u64>,
+    /// Captured bytes of all records.
+    pub captured_bytes: u64,
+    /// Original bytes of all records.
+    pub original_bytes: u64,
+    /// Every interface named in the log or seen in a record, by ifindex.
+    pub interfaces: Vec<InterfaceSummary>,
+    /// Records by hook (`pre`, `out`, `hook<N>`).
+    pub hooks: BTreeMap<String, u64>,
+    /// Records by family (`ipv4`, `ipv6`, `family<N>`).
+    pub families: BTreeMap<String, u64>,
+    /// Records by transport protocol (`tcp`, `udp`, ..., `unknown`, or the
+    /// number for one without a name).
+    pub protocols: BTreeMap<String, u64>,
+    /// Loss counters by name (see `Losses::named`) and `records_lost`.
+    pub losses: BTreeMap<String, u64>,
+    /// Soundness of the file.
+    pub integrity: Integrity,
+    #[serde(skip)]
+    losses_raw: Losses,
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: String) {
+    *map.entry(key).or_default() += 1;
+}
+
+fn protocol_key(protocol: u8) -> String {
+    match protocol_name(protocol) {
+        "other" => protocol.to_string(),
+        name => name.to_string(),
+    }
+}
+
+fn header_summary(h: &LogHeader) -> HeaderSummary {
+    HeaderSummary {
+        version: format!("{}.{}", h.version.0, h.version.1),
+        source: h.source.clone(),
+        hostname: h.hostname.clone(),
+        kernel_release: h.kernel_release.clone(),
+        created_ns: h.created_ns,
+        created: format_time_ns(h.created_ns),
+        snaplen: h.snaplen,
+        tsresol_digits: h.tsresol_digits,
+    }
+}
+
+impl Summary {
+    /// Reads the whole log once and summarises it. Damage is reported in
+    /// [`Summary::integrity`], not as an error.
+    pub fn of(reader: &LogReader) -> Summary {
+        let header = reader.header();
+        let mut names: HashMap<u32, String> = HashMap::new();
+        for i in &header.interfaces {
+            names.insert(i.ifindex, i.name.clone());
+        }
+        let mut per_if: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut records = 0u64;
+        let (mut captured, mut original) = (0u64, 0u64);
+        let (mut first, mut last): (Option<u64>, Option<u64>) = (None, None);
+        let mut hooks = BTreeMap::new();
+        let mut families = BTreeMap::new();
+        let mut protocols = BTreeMap::new();
+        let mut losses = Losses::default();
+        let mut footer: Option<Footer> = None;
+        let mut error = None;
+        for event in reader.events() {
+            match event {
+                Ok(LogEvent::Record(r)) => {
+                    records += 1;
+                    captured += r.data.len() as u64;
+                    original += u64::from(r.orig_len);
+                    first = Some(first.map_or(r.tstamp_ns, |f| f.min(r.tstamp_ns)));
+                    last = Some(last.map_or(r.tstamp_ns, |l| l.max(r.tstamp_ns)));
+                    *per_if.entry(r.ifindex).or_default() += 1;
+                    bump(&mut hooks, r.hook.to_string());
+                    bump(&mut families, r.family.to_string());
+                    bump(&mut protocols, protocol_key(r.protocol));
+                }
+                Ok(LogEvent::Interface(i)) => {
+                    names.insert(i.ifindex, i.name);
+                }
+                Ok(LogEvent::Losses(delta)) => losses.add(&delta),
+                Ok(LogEvent::Footer(f)) => footer = Some(f),
+                Err(e) => {
+                    error = Some(ErrorSummary {
+                        offset: e.offset,
+                        reason: read_error_reason(&e.kind),
+                    });
+                    break;
+                }
+            }
+        }
+        let footer_matches = footer.map(|f| {
+            f.records == records
+                && f.captured_bytes == captured
+                && f.original_bytes == original
+                && f.first_ns == first.unwrap_or(0)
+                && f.last_ns == last.unwrap_or(0)
+                && f.losses == losses
+        });
+        if let Some(f) = &footer {
+            losses = f.losses;
+        }
+        let mut ifindexes: Vec<u32> = names.keys().chain(per_if.keys()).copied().collect();
+        ifindexes.sort_unstable();
+        ifindexes.dedup();
+        let interfaces = ifindexes
+            .into_iter()
+            .map(|ifindex| InterfaceSummary {
+                ifindex,
+                name: names
+                    .get(&ifindex)
+                    .cloned()
+                    .unwrap_or_else(|| format!("if{ifindex}")),
+                records: per_if.get(&ifindex).copied().unwrap_or(0),
+            })
+            .collect();
+        let mut loss_map: BTreeMap<String, u64> = losses
+            .named()
+            .iter()
+            .map(|(n, v)| (n.to_string(), *v))
+            .collect();
+        loss_map.insert("records_lost".into(), losses.records());
+        Summary {
+            header: header_summary(header),
+            records,
+            first_ns: first,
+            last_ns: last,
+            captured_bytes: captured,
+            original_bytes: original,
+            interfaces,
+            hooks,
+            families,
+            protocols,
+            losses: loss_map,
+            integrity: Integrity {
+                closed: footer.is_some(),
+                uncommitted_bytes: reader.uncommitted_len(),
+                error,
+                footer_matches,
+            },
+            losses_raw: losses,
+        }
+    }
+
+    /// The human report, several lines.
+    pub fn to_text(&self, path: &Path) -> String {
+        let h = &self.header;
+        let mut out = String::new();
+        let mut line = |key: &str, value: String| {
+            out += &format!("{key:<12}{value}\n");
+        };
+        line("file", path.display().to_string());
+        line("format", format!("imp2 log {}", h.version));
+        line("source", or_unknown(&h.source));
+        line("host", or_unknown(&h.hostname));
+        line("kernel", or_unknown(&h.kernel_release));
+        line("created", format!("{} ({} ns)", h.created, h.created_ns));
+        line(
+            "snaplen",
+            format!(
+                "{} bytes, timestamps precise to 10^-{} s",
+                h.snaplen, h.tsresol_digits
+            ),
+        );
+        line("records", self.records.to_string());
+        match (self.first_ns, self.last_ns) {
+            (Some(f), Some(l)) => {
+                line("first", format!("{} ({f} ns)", format_time_ns(f)));
+                line("last", format!("{} ({l} ns)", format_time_ns(l)));
+                let span = l - f;
+                line(
+                    "span",
+                    format!("{}.{:09} s", span / 1_000_000_000, span % 1_000_000_000),
+                );
+            }
+            _ => line("first", "- (no records)".into()),
+        }
+        line(
+            "bytes",
+            format!(
+                "{} captured, {} original",
+                self.captured_bytes, self.original_bytes
+            ),
+        );
+        if self.interfaces.is_empty() {
+            line("interfaces", "none".into());
+        }
+        for (i, iface) in self.interfaces.iter().enumerate() {
+            line(
+                if i == 0 { "interfaces" } else { "" },
+                format!(
+                    "{} (ifindex {}): {} records",
+                    iface.name, iface.ifindex, iface.records
+                ),
+            );
+        }
+        line("hooks", counts(&self.hooks));
+        line("families", counts(&self.families));
+        line("protocols", counts(&self.protocols));
+        line(
+            "losses",
+            if self.losses_raw.is_zero() {
+                "none".into()
+            } else {
+                losses_summary(&self.losses_raw)
+            },
+        );
+        line("integrity", self.integrity.describe());
+        out
+    }
+}
+
+fn or_unknown(s: &str) -> String {
+    if s.is_empty() {
+        "(unknown)".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "-".into();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

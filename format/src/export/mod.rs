@@ -1,1 +1,345 @@
 //! Export of a log to pcapng and classic pcap.
+//!
+//! Both exporters stream: they walk [`LogReader::events`] once and write
+//! each packet as it comes, so memory does not grow with the log (only with
+//! the number of interfaces). They write into any [`Write`]; wrap files in a
+//! `BufWriter`.
+//!
+//! Records carry the packet from the network header on, so both formats use
+//! `LINKTYPE_RAW` (101), which readers decode as IPv4 or IPv6 from the first
+//! nibble.
+//!
+//! A damaged log does not fail the export: everything valid before the
+//! damage is written, the output is closed properly (pcapng statistics
+//! included), and the [`ReadError`] is handed back in
+//! [`ExportReport::damage`] so the caller can report it and fail.
+//!
+//! Timestamps: the pinned `pcap-file` 3.0.0-rc.3 takes packet times as a
+//! `Duration` and encodes them with the `if_tsresol` of the packet's
+//! interface, defaulting to microseconds when the IDB has no such option
+//! (nanoseconds would then be silently truncated). The pcapng exporter
+//! therefore always writes `if_tsresol` = 9, which makes the stored value
+//! the exact nanosecond count.
+
+mod pcap;
+mod pcapng;
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::log::{
+    Footer, Interface, LogEvent, LogHeader, LogReader, Losses, ReadError, ReadErrorKind,
+};
+use crate::record::PacketRecord;
+
+pub use pcapng::{EPB_FLAGS_INBOUND, EPB_FLAGS_OUTBOUND, epb_flags};
+
+/// `LINKTYPE_RAW`: raw IPv4 or IPv6, no link-layer header.
+pub const LINKTYPE_RAW: u32 = 101;
+
+/// Output file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// pcapng: interfaces, direction, statistics and nanosecond times.
+    Pcapng,
+    /// Classic pcap with nanosecond timestamps (magic `0xA1B23C4D`); keeps
+    /// neither interfaces nor direction nor statistics.
+    Pcap,
+}
+
+impl Format {
+    /// The format a file name's extension names (`.pcapng`, `.pcap`, any
+    /// case), or `None`.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?;
+        ext.parse().ok()
+    }
+
+    /// `pcapng` or `pcap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pcapng => "pcapng",
+            Format::Pcap => "pcap",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        if s.eq_ignore_ascii_case("pcapng") {
+            Ok(Format::Pcapng)
+        } else if s.eq_ignore_ascii_case("pcap") {
+            Ok(Format::Pcap)
+        } else {
+            Err(format!("unknown format `{s}` (expected pcapng or pcap)"))
+        }
+    }
+}
+
+/// How an export ended (when the output could be written).
+#[derive(Debug)]
+pub struct ExportReport {
+    /// Packets written.
+    pub packets: u64,
+    /// Interface description blocks written (pcapng; 0 for pcap).
+    pub interfaces: u32,
+    /// Losses of the run as far as the valid part of the log tells (the
+    /// footer's totals when the log was closed cleanly).
+    pub losses: Losses,
+    /// Whether the log ended with its footer (closed cleanly).
+    pub closed: bool,
+    /// The damage that stopped the export early, if any: everything before
+    /// it was written.
+    pub damage: Option<ReadError>,
+}
+
+impl ExportReport {
+    /// Whether the whole log was exported (no damage found).
+    pub fn is_complete(&self) -> bool {
+        self.damage.is_none()
+    }
+}
+
+/// Why an export could not write its output.
+#[derive(Debug)]
+pub enum ExportError {
+    /// Writing to the output failed.
+    Io(std::io::Error),
+    /// A packet cannot be represented in the output format.
+    Encode {
+        /// Index (from 0) of the packet in the log.
+        packet: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::Io(e) => write!(f, "writing the output: {e}"),
+            ExportError::Encode { packet, reason } => {
+                write!(f, "packet {packet} cannot be exported: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ExportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExportError::Io(e) => Some(e),
+            ExportError::Encode { .. } => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for ExportError {
+    fn from(e: std::io::Error) -> ExportError {
+        ExportError::Io(e)
+    }
+}
+
+/// Exports the log `reader` holds to `out` in `format`, then flushes `out`.
+pub fn export<W: Write>(
+    reader: &LogReader,
+    format: Format,
+    out: W,
+) -> Result<ExportReport, ExportError> {
+    match format {
+        Format::Pcapng => export_pcapng(reader, out),
+        Format::Pcap => export_pcap(reader, out),
+    }
+}
+
+/// Exports to pcapng; see [`export`].
+///
+/// One SHB (`shb_userappl` `imp2 <version>`, `shb_os` `Linux <kernel
+/// release>`, a comment naming source, host and start); one IDB per
+/// interface (`LINKTYPE_RAW`, the log's snaplen, `if_name`,
+/// `if_description` "ifindex N", `if_tsresol` = 9), those of the header
+/// first, later ones when an interface frame or a packet first needs them
+/// (an ifindex the log never named becomes `if<N>`; a new name for a known
+/// ifindex gets a new IDB); one EPB per packet with `epb_flags` direction
+/// (pre-routing inbound, local-out outbound, other hooks 0); at the end one
+/// ISB per IDB with `isb_starttime`/`isb_endtime` (its first and last
+/// packet, else the capture's span), `isb_usrdeliv` (its packets),
+/// `isb_osdrop` and `isb_ifrecv` (= usrdeliv + osdrop), all 64-bit.
+///
+/// Losses: imp2 counts lost records per run, not per interface. The run's
+/// total (`Losses::records()`) goes into `isb_osdrop` of the first ISB
+/// (interface 0) and 0 into the others, so the sum over the ISBs is right
+/// and no interface but the first is charged. The first ISB's comments say
+/// so, list the losses by cause, and note a log that was damaged or not
+/// closed cleanly. A log without any interface but with something to report
+/// gets one IDB named `any` to carry its ISB.
+pub fn export_pcapng<W: Write>(reader: &LogReader, out: W) -> Result<ExportReport, ExportError> {
+    let sink = pcapng::PcapngSink::new(out, reader.header())?;
+    run(reader, sink)
+}
+
+/// Exports to classic pcap; see [`export`].
+pub fn export_pcap<W: Write>(reader: &LogReader, out: W) -> Result<ExportReport, ExportError> {
+    let sink = pcap::PcapSink::new(out, reader.header())?;
+    run(reader, sink)
+}
+
+/// What the walk over the log tells the end of an export.
+#[derive(Debug)]
+pub(crate) struct Ending<'a> {
+    pub header: &'a LogHeader,
+    pub losses: Losses,
+    pub footer: Option<Footer>,
+    pub damage: Option<&'a ReadError>,
+}
+
+/// One output format.
+pub(crate) trait Sink<'r> {
+    /// Writes one packet; `index` counts packets from 0.
+    fn record(&mut self, index: u64, record: &PacketRecord<'r>) -> Result<(), ExportError>;
+    /// Learns an interface seen after the header.
+    fn interface(&mut self, interface: &Interface) -> Result<(), ExportError>;
+    /// Writes whatever closes the output and flushes it; returns the number
+    /// of interfaces described.
+    fn finish(self, ending: &Ending<'_>) -> Result<u32, ExportError>;
+}
+
+fn run<'r, S: Sink<'r>>(reader: &'r LogReader, mut sink: S) -> Result<ExportReport, ExportError> {
+    let mut packets = 0u64;
+    let mut losses = Losses::default();
+    let mut footer = None;
+    let mut damage = None;
+    for event in reader.events() {
+        match event {
+            Ok(LogEvent::Record(record)) => {
+                sink.record(packets, &record)?;
+                packets += 1;
+            }
+            Ok(LogEvent::Interface(interface)) => sink.interface(&interface)?,
+            Ok(LogEvent::Losses(delta)) => losses.add(&delta),
+            Ok(LogEvent::Footer(f)) => footer = Some(f),
+            Err(e) => {
+                damage = Some(e);
+                break;
+            }
+        }
+    }
+    // The footer holds the run's totals; the deltas should sum to the
+    // same, but the footer is what the recorder vouched for at the end.
+    if let Some(f) = &footer {
+        losses = f.losses;
+    }
+    let interfaces = sink.finish(&Ending {
+        header: reader.header(),
+        losses,
+        footer,
+        damage: damage.as_ref(),
+    })?;
+    Ok(ExportReport {
+        packets,
+        interfaces,
+        losses,
+        closed: footer.is_some(),
+        damage,
+    })
+}
+
+/// One line naming every non-zero loss counter, e.g.
+/// `12 records lost (kernel_rcvbuf 10, gap_records 2; gap_batches 1)`:
+/// record counts first, then event counts after the `;`.
+pub fn losses_summary(losses: &Losses) -> String {
+    let named = losses.named();
+    let (records, events): (Vec<_>, Vec<_>) = named
+        .iter()
+        .filter(|(_, v)| *v != 0)
+        .partition(|(name, _)| name.starts_with("kernel_") || *name == "gap_records");
+    let join = |v: &[&(&str, u64)]| {
+        v.iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = format!("{} records lost", losses.records());
+    match (records.is_empty(), events.is_empty()) {
+        (true, true) => {}
+        (false, true) => s += &format!(" ({})", join(&records)),
+        (true, false) => s += &format!(" ({})", join(&events)),
+        (false, false) => s += &format!(" ({}; {})", join(&records), join(&events)),
+    }
+    s
+}
+
+/// A one-line human reason for a read error, without its offset (callers
+/// add `at byte N`), e.g. `damaged frame: checksum mismatch (stored
+/// 0x1234abcd, computed 0x00000000)`.
+pub fn read_error_reason(kind: &ReadErrorKind) -> String {
+    match kind {
+        ReadErrorKind::Io(e) => io_reason(e),
+        ReadErrorKind::BadChecksum { .. } | ReadErrorKind::BadFrame(_) => {
+            format!("damaged frame: {kind}")
+        }
+        ReadErrorKind::TornTail {
+            committed,
+            file_len,
+        } => format!("torn tail (file cut to {file_len} bytes of {committed} committed)"),
+        ReadErrorKind::NotALog
+        | ReadErrorKind::UnsupportedVersion { .. }
+        | ReadErrorKind::BadHeader(_) => kind.to_string(),
+    }
+}
+
+/// An I/O error's message without Rust's ` (os error N)` suffix, e.g.
+/// `No such file or directory`.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => s
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| s.clone(), str::to_string),
+        None => s,
+    }
+}
+
+/// `ns` (nanoseconds since the Unix epoch) as UTC ISO 8601 with all nine
+/// fractional digits, e.g. `2024-05-01T12:34:56.000000123Z`.
+pub fn format_time_ns(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests;

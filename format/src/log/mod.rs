@@ -1,9 +1,10 @@
 //! The compact on-disk log, specified in `format/FORMAT.md`.
 //!
-//! - [`LogWriter`] appends frames of records into a memory-mapped file
-//!   (space reserved with `fallocate`, prefaulted ahead of the write
-//!   position, grown by remapping) and moves the committed length in the
-//!   header past each frame once it is complete.
+//! - [`LogWriter`] appends frames of records (space reserved ahead with
+//!   `fallocate`, so a full disk is an error, never a `SIGBUS`), either
+//!   through a reusable frame buffer and one `pwrite` per commit or directly
+//!   into a prefaulted shared map of the file ([`WriteMode`]), and moves the
+//!   committed length in the header past each frame once it is complete.
 //! - [`LogReader`] maps a log read-only, trusts only the committed prefix,
 //!   verifies every frame's CRC32C and stops at the first damaged frame with
 //!   its offset and reason.
@@ -16,7 +17,7 @@ mod reader;
 mod writer;
 
 pub use reader::{LogEvent, LogReader, ReadError, ReadErrorKind};
-pub use writer::{LogWriter, WriteError};
+pub use writer::{LogWriter, WriteError, WriteMode, WriterOptions};
 
 /// Interface known to the log: the kernel's ifindex and its name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

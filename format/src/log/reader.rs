@@ -1,7 +1,18 @@
-//! Reading and verifying a log. (Contract: implementation in progress.)
+//! Reading and verifying a log.
+//!
+//! The reader trusts nothing in the file: it loads `committed_len` once,
+//! walks the frames of the committed prefix, verifies each frame's CRC and
+//! decodes the whole frame before handing out anything from it, and stops
+//! at the first problem with the offset of the frame where it was found.
 
-use std::path::Path;
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use memmap2::Mmap;
+
+use super::encode::{self, HeaderError, HeaderInfo};
 use super::{Footer, Interface, LogHeader, Losses};
 use crate::record::PacketRecord;
 
@@ -39,6 +50,33 @@ pub enum ReadErrorKind {
     BadFrame(String),
 }
 
+impl fmt::Display for ReadErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadErrorKind::Io(e) => write!(f, "{e}"),
+            ReadErrorKind::NotALog => f.write_str("not an imp2 log (bad magic)"),
+            ReadErrorKind::UnsupportedVersion { major, minor } => write!(
+                f,
+                "written by format version {major}.{minor}, this reader supports {}.x",
+                encode::VERSION_MAJOR
+            ),
+            ReadErrorKind::BadHeader(why) => write!(f, "damaged header: {why}"),
+            ReadErrorKind::TornTail {
+                committed,
+                file_len,
+            } => write!(
+                f,
+                "file is truncated: {file_len} bytes, but {committed} bytes were committed"
+            ),
+            ReadErrorKind::BadChecksum { stored, computed } => write!(
+                f,
+                "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+            ReadErrorKind::BadFrame(why) => f.write_str(why),
+        }
+    }
+}
+
 /// A read error and the byte offset in the file where it was found.
 #[derive(Debug)]
 pub struct ReadError {
@@ -46,15 +84,39 @@ pub struct ReadError {
     pub offset: u64,
     /// What is wrong.
     pub kind: ReadErrorKind,
+    /// The file, when the log was opened from one (for messages).
+    pub path: Option<PathBuf>,
 }
 
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "at byte {}: {:?}", self.offset, self.kind)
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = &self.path {
+            write!(f, "{}: ", p.display())?;
+        }
+        let off = self.offset;
+        match &self.kind {
+            ReadErrorKind::Io(_)
+            | ReadErrorKind::NotALog
+            | ReadErrorKind::UnsupportedVersion { .. } => write!(f, "{}", self.kind),
+            ReadErrorKind::BadHeader(_) => write!(f, "{} (header byte {off})", self.kind),
+            ReadErrorKind::TornTail { .. } => {
+                write!(f, "{}; frames from byte {off} on are missing", self.kind)
+            }
+            ReadErrorKind::BadChecksum { .. } | ReadErrorKind::BadFrame(_) => {
+                write!(f, "damaged frame at byte {off}: {}", self.kind)
+            }
+        }
     }
 }
 
-impl std::error::Error for ReadError {}
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ReadErrorKind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// One item of a log, in file order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,50 +131,315 @@ pub enum LogEvent<'a> {
     Footer(Footer),
 }
 
+#[derive(Debug)]
+enum Bytes {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 /// A log mapped read-only.
 #[derive(Debug)]
 pub struct LogReader {
-    _private: (),
+    bytes: Bytes,
+    path: Option<PathBuf>,
+    header: LogHeader,
+    info: HeaderInfo,
 }
 
 impl LogReader {
     /// Maps and checks the header of the log at `path`.
     pub fn open(path: &Path) -> Result<LogReader, ReadError> {
-        let _ = path;
-        todo!()
+        let io_err = |e| ReadError {
+            offset: 0,
+            kind: ReadErrorKind::Io(e),
+            path: Some(path.to_path_buf()),
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        let bytes = if len == 0 {
+            // memmap2 cannot map nothing; an empty file is simply not a log.
+            Bytes::Owned(Vec::new())
+        } else {
+            // SAFETY: the map is read-only and private to this reader. The
+            // file may be a log a recorder is still appending to: the writer
+            // never changes bytes below the committed length once they are
+            // committed, and this reader reads nothing at or past the
+            // committed length it loads at open (except the header's two
+            // mutable fields, which it loads atomically). A file truncated
+            // below that by someone else would raise SIGBUS, as with any
+            // mapped file; logs are only truncated by their writer, to their
+            // committed length.
+            let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
+            // Frames are read front to back; a hint, so failure is harmless.
+            let _ = map.advise(memmap2::Advice::Sequential);
+            Bytes::Map(map)
+        };
+        Self::new(bytes, Some(path.to_path_buf()))
     }
 
     /// Reads a log held in memory (tests, fuzzing).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<LogReader, ReadError> {
-        let _ = bytes;
-        todo!()
+        Self::new(Bytes::Owned(bytes), None)
+    }
+
+    fn new(bytes: Bytes, path: Option<PathBuf>) -> Result<LogReader, ReadError> {
+        let buf = bytes.as_slice();
+        let (committed, state) = load_mutable_fields(buf);
+        let (header, info) = encode::decode_header(buf, committed, state).map_err(|e| {
+            let (offset, kind) = match e {
+                HeaderError::NotALog => (0, ReadErrorKind::NotALog),
+                HeaderError::Version(major, minor) => {
+                    (8, ReadErrorKind::UnsupportedVersion { major, minor })
+                }
+                HeaderError::Bad(why, off) => (off, ReadErrorKind::BadHeader(why)),
+            };
+            ReadError {
+                offset,
+                kind,
+                path: path.clone(),
+            }
+        })?;
+        Ok(LogReader {
+            bytes,
+            path,
+            header,
+            info,
+        })
     }
 
     /// The header.
     pub fn header(&self) -> &LogHeader {
-        todo!()
+        &self.header
     }
 
     /// Bytes the header says are committed.
     pub fn committed_len(&self) -> u64 {
-        todo!()
+        self.info.committed_len
     }
 
     /// Bytes past the committed length (a torn, uncommitted tail left by a
     /// recorder that died; ignored by readers).
     pub fn uncommitted_len(&self) -> u64 {
-        todo!()
+        self.file_len().saturating_sub(self.info.committed_len)
     }
 
-    /// Whether the log was closed cleanly (footer present).
+    /// Length of the file (or buffer) when it was opened. Shorter than
+    /// [`LogReader::committed_len`] for a torn file, whose
+    /// [`LogReader::events`] end with [`ReadErrorKind::TornTail`].
+    pub fn file_len(&self) -> u64 {
+        self.bytes.as_slice().len() as u64
+    }
+
+    /// Offset where the first frame starts.
+    pub fn header_len(&self) -> u64 {
+        self.info.header_len
+    }
+
+    /// Whether the log was closed cleanly (its state says so; the footer is
+    /// then the last event, which [`LogReader::events`] verifies).
     pub fn is_closed(&self) -> bool {
-        todo!()
+        self.info.state == encode::STATE_CLOSED
     }
 
     /// Every event in the committed prefix, in order, verifying each frame.
     /// Stops after the first error, which is yielded as the last item.
+    ///
+    /// Nothing of a frame is yielded before the whole frame is verified and
+    /// decoded, so the events before an error are exactly the contents of
+    /// the intact frames that precede the damaged one.
     pub fn events(&self) -> impl Iterator<Item = Result<LogEvent<'_>, ReadError>> + '_ {
-        let _ = self;
-        std::iter::empty::<Result<LogEvent<'_>, ReadError>>()
+        Events {
+            reader: self,
+            pos: self.info.header_len,
+            records: Vec::new(),
+            next_record: 0,
+            footer_seen: false,
+            done: false,
+        }
+    }
+
+    fn error(&self, offset: u64, kind: ReadErrorKind) -> ReadError {
+        ReadError {
+            offset,
+            kind,
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// Loads `committed_len` and `state`. For a mapped file (page-aligned, so
+/// the fields are naturally aligned) this is an acquire load, pairing with
+/// the writer's release store: a recorder may be appending right now, and
+/// the frame bytes must not be read as they were before the commit.
+fn load_mutable_fields(buf: &[u8]) -> (u64, u32) {
+    if buf.len() < encode::OFF_STATIC_LEN {
+        return (0, 0);
+    }
+    let committed_ptr = buf[encode::OFF_COMMITTED..].as_ptr();
+    let state_ptr = buf[encode::OFF_STATE..].as_ptr();
+    if committed_ptr.align_offset(8) == 0 && state_ptr.align_offset(4) == 0 {
+        // SAFETY: both pointers are in bounds (checked above), aligned
+        // (checked just now) and valid for the lifetime of `buf`. The
+        // fields are only ever modified by atomic stores of the same size
+        // (by a writer, possibly in another process), so atomic loads
+        // through shared references are sound.
+        let (c, s) = unsafe {
+            (
+                AtomicU64::from_ptr(committed_ptr as *mut u64).load(Ordering::Acquire),
+                AtomicU32::from_ptr(state_ptr as *mut u32).load(Ordering::Acquire),
+            )
+        };
+        (u64::from_le(c), u32::from_le(s))
+    } else {
+        // An in-memory copy (unaligned Vec): nobody writes it concurrently.
+        let mut c = [0u8; 8];
+        c.copy_from_slice(&buf[encode::OFF_COMMITTED..encode::OFF_COMMITTED + 8]);
+        let mut s = [0u8; 4];
+        s.copy_from_slice(&buf[encode::OFF_STATE..encode::OFF_STATE + 4]);
+        (u64::from_le_bytes(c), u32::from_le_bytes(s))
+    }
+}
+
+/// Iterator behind [`LogReader::events`].
+struct Events<'a> {
+    reader: &'a LogReader,
+    /// Offset of the next frame.
+    pos: u64,
+    /// Records of the current (verified) RECORDS frame.
+    records: Vec<PacketRecord<'a>>,
+    next_record: usize,
+    footer_seen: bool,
+    done: bool,
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Result<LogEvent<'a>, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.records.get(self.next_record) {
+                self.next_record += 1;
+                return Some(Ok(LogEvent::Record(*r)));
+            }
+            if self.done {
+                return None;
+            }
+            match self.next_frame() {
+                Ok(Some(ev)) => return Some(Ok(ev)),
+                Ok(None) => {} // records loaded, or a frame skipped
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Events<'a> {
+    /// Reads the frame at `self.pos`. Returns its event, or `None` after
+    /// loading a RECORDS frame into `self.records`, skipping an unknown
+    /// frame, or reaching the end (then `self.done` is set).
+    fn next_frame(&mut self) -> Result<Option<LogEvent<'a>>, ReadError> {
+        let r = self.reader;
+        let buf = r.bytes.as_slice();
+        let committed = r.info.committed_len;
+        let file_len = buf.len() as u64;
+        let at = self.pos;
+        let torn = || {
+            r.error(
+                at,
+                ReadErrorKind::TornTail {
+                    committed,
+                    file_len,
+                },
+            )
+        };
+        let bad = |why: String| r.error(at, ReadErrorKind::BadFrame(why));
+        self.records.clear();
+        self.next_record = 0;
+
+        if at == committed {
+            self.done = true;
+            if r.is_closed() && !self.footer_seen {
+                return Err(bad("log is marked closed but has no footer".into()));
+            }
+            return Ok(None);
+        }
+        if at > file_len {
+            // Only when the file is cut inside the header padding.
+            return Err(torn());
+        }
+        let head_end = at + encode::FRAME_HEADER_LEN as u64;
+        if head_end > committed {
+            return Err(bad(format!(
+                "{} bytes before the committed length {committed}, too few for a frame header",
+                committed - at
+            )));
+        }
+        if head_end > file_len {
+            return Err(torn());
+        }
+        if self.footer_seen {
+            return Err(bad("frame after the footer".into()));
+        }
+        // In bounds: head_end <= file_len, which is buf.len().
+        let head = &buf[at as usize..head_end as usize];
+        let payload_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let frame_type = head[4];
+        let end = head_end + u64::from(payload_len);
+        if end > committed {
+            return Err(bad(format!(
+                "payload of {payload_len} bytes runs past the committed length {committed}"
+            )));
+        }
+        if end > file_len {
+            return Err(torn());
+        }
+        let payload = &buf[head_end as usize..end as usize];
+        let stored = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+        let computed = encode::frame_crc(&head[..8], payload);
+        if stored != computed {
+            return Err(r.error(at, ReadErrorKind::BadChecksum { stored, computed }));
+        }
+        if head[5] != 0 || head[6] != 0 || head[7] != 0 {
+            return Err(bad(format!(
+                "frame flags {:#04x} or reserved bytes set, unknown in version 1",
+                head[5]
+            )));
+        }
+        let event = match frame_type {
+            encode::FRAME_RECORDS => {
+                encode::decode_records(payload, &mut self.records).map_err(|why| {
+                    self.records.clear();
+                    bad(why)
+                })?;
+                None
+            }
+            encode::FRAME_INTERFACE => Some(LogEvent::Interface(
+                encode::decode_interface(payload).map_err(bad)?,
+            )),
+            encode::FRAME_LOSSES => Some(LogEvent::Losses(
+                encode::decode_losses_payload(payload).map_err(bad)?,
+            )),
+            encode::FRAME_FOOTER => {
+                self.footer_seen = true;
+                Some(LogEvent::Footer(
+                    encode::decode_footer(payload).map_err(bad)?,
+                ))
+            }
+            _ => None, // a later minor version's frame: verified, skipped
+        };
+        self.pos = end;
+        Ok(event)
     }
 }

@@ -101,6 +101,52 @@ impl BatchBuilder {
         Ok(())
     }
 
+    /// Like [`BatchBuilder::push`], but the record's `captured` data bytes
+    /// are written in place by `fill` (they start zeroed) instead of being
+    /// copied from `record.data`, which is ignored: a generator can
+    /// synthesize packets straight into the batch. Returns the data as
+    /// written.
+    #[inline(always)]
+    pub fn push_with(
+        &mut self,
+        record: &PacketRecord<'_>,
+        captured: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<&[u8], BatchFull> {
+        const HEAD: usize = abi::NLMSG_HDRLEN + abi::record::SIZE;
+        let len = HEAD + captured;
+        let padded = abi::nlmsg_align(len);
+        if self.is_full() || self.buf.len() + padded + TRAILER_MESSAGE_LEN > self.capacity {
+            return Err(BatchFull);
+        }
+        // Header and record struct assembled on the stack and appended in
+        // one fixed-size copy; then the data and padding, zeroed.
+        let mut head = [0u8; HEAD];
+        NlHeader {
+            len: len as u32,
+            msg_type: abi::MSG_RECORD,
+            flags: abi::NLM_F_MULTI,
+            seq: 0,
+            pid: self.port_id,
+        }
+        .write(&mut head);
+        let r = abi::NLMSG_HDRLEN;
+        use abi::record as f;
+        head[f::TSTAMP_NS.at(r)].copy_from_slice(&record.tstamp_ns.to_ne_bytes());
+        head[f::IFINDEX.at(r)].copy_from_slice(&record.ifindex.to_ne_bytes());
+        head[f::ORIG_LEN.at(r)].copy_from_slice(&record.orig_len.to_ne_bytes());
+        head[r + f::HOOK.offset] = record.hook.0;
+        head[r + f::FAMILY.offset] = record.family.0;
+        head[r + f::PROTOCOL.offset] = record.protocol;
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&head);
+        self.buf.resize(start + padded, 0);
+        let msg = &mut self.buf[start..start + padded];
+        fill(&mut msg[HEAD..len]);
+        self.records += 1;
+        Ok(&self.buf[start + HEAD..start + len])
+    }
+
     /// Appends the NLMSG_DONE trailer (its `records` field is filled in
     /// here) and returns the finished batch. Call [`BatchBuilder::clear`]
     /// before building the next one.

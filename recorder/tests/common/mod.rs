@@ -59,7 +59,10 @@ impl Loadgen {
                     break p;
                 }
             }
-            assert!(Instant::now() < deadline, "imp2-loadgen did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "imp2-loadgen did not become ready"
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
         Loadgen { child, port }
@@ -126,11 +129,19 @@ pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
 /// Starts `imp2-record --unit 2 --peer PORT -o LOG --json -q ARGS`.
 pub fn start_recorder(port: u32, log: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(bin("imp2-record"));
-    cmd.args(["--unit", "2", "--peer", &port.to_string(), "--json", "-q", "-o"])
-        .arg(log)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--unit",
+        "2",
+        "--peer",
+        &port.to_string(),
+        "--json",
+        "-q",
+        "-o",
+    ])
+    .arg(log)
+    .args(args)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -147,7 +158,10 @@ pub fn signal(child: &Child, signal: i32) {
 /// Parses the recorder's JSON summary.
 pub fn recorder_json(out: &Output) -> Value {
     serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
-        panic!("recorder JSON: {e}\nstdout: {}\nstderr: {}", out.stdout, out.stderr)
+        panic!(
+            "recorder JSON: {e}\nstdout: {}\nstderr: {}",
+            out.stdout, out.stderr
+        )
     })
 }
 
@@ -179,5 +193,7 @@ pub fn log_digest(path: &Path) -> (imp2_format::RecordDigest, Option<String>) {
 
 /// `u64` field of a JSON object.
 pub fn u(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("no integer `{key}` in {v}"))
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no integer `{key}` in {v}"))
 }

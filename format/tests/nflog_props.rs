@@ -1,0 +1,218 @@
+//! Property tests for the NFLOG parser: build -> parse round trips for
+//! packet messages and config requests, and arbitrary or mutated bytes never
+//! panic nor yield data outside the buffer.
+
+use imp2_format::Family;
+use imp2_format::nflog::{
+    Attrs, ConfigRequest, CopyMode, Message, PacketMessage, Timestamp, Walker, consts, emit_done,
+    ip_orig_len, ip_protocol,
+};
+use imp2_format::record::PROTO_UNKNOWN;
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+struct Owned {
+    family: u8,
+    group: u16,
+    hw_protocol: u16,
+    hook: u8,
+    prefix: Option<Vec<u8>>,
+    indev: Option<u32>,
+    outdev: Option<u32>,
+    mark: Option<u32>,
+    timestamp: Option<(u64, u64)>,
+    uid: Option<(u32, u32)>,
+    seq: Option<u32>,
+    seq_global: Option<u32>,
+    payload: Option<Vec<u8>>,
+}
+
+impl Owned {
+    fn view(&self) -> PacketMessage<'_> {
+        PacketMessage {
+            family: self.family,
+            group: self.group,
+            hw_protocol: self.hw_protocol,
+            hook: self.hook,
+            prefix: self.prefix.as_deref(),
+            indev: self.indev,
+            outdev: self.outdev,
+            mark: self.mark,
+            timestamp: self.timestamp.map(|(sec, usec)| Timestamp { sec, usec }),
+            uid: self.uid.map(|u| u.0),
+            gid: self.uid.map(|u| u.1),
+            seq: self.seq,
+            seq_global: self.seq_global,
+            payload: self.payload.as_deref(),
+            ..Default::default()
+        }
+    }
+}
+
+fn owned() -> impl Strategy<Value = Owned> {
+    (
+        (
+            prop_oneof![Just(2u8), Just(10u8), any::<u8>()],
+            any::<u16>(),
+            any::<u16>(),
+            0u8..6,
+        ),
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+        (
+            any::<Option<u32>>(),
+            any::<Option<u32>>(),
+            any::<Option<u32>>(),
+        ),
+        any::<Option<(u64, u64)>>(),
+        any::<Option<(u32, u32)>>(),
+        (any::<Option<u32>>(), any::<Option<u32>>()),
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+    )
+        .prop_map(
+            |(
+                (family, group, hw_protocol, hook),
+                prefix,
+                (indev, outdev, mark),
+                timestamp,
+                uid,
+                (seq, seq_global),
+                payload,
+            )| Owned {
+                family,
+                group,
+                hw_protocol,
+                hook,
+                prefix,
+                indev,
+                outdev,
+                mark,
+                timestamp,
+                uid,
+                seq,
+                seq_global,
+                payload,
+            },
+        )
+}
+
+fn config() -> impl Strategy<Value = ConfigRequest> {
+    (
+        (any::<u8>(), any::<u16>(), any::<Option<u8>>()),
+        any::<Option<(u8, u32)>>(),
+        (
+            any::<Option<u32>>(),
+            any::<Option<u32>>(),
+            any::<Option<u32>>(),
+        ),
+        any::<Option<u16>>(),
+    )
+        .prop_map(
+            |((family, group, command), mode, (nlbufsiz, timeout, qthresh), flags)| ConfigRequest {
+                family,
+                group,
+                command,
+                mode: mode.map(|(mode, range)| CopyMode { mode, range }),
+                nlbufsiz,
+                timeout,
+                qthresh,
+                flags,
+            },
+        )
+}
+
+/// Everything a walk yields must lie inside `buf`.
+fn check_walk(buf: &[u8]) {
+    let range = buf.as_ptr_range();
+    let inside = |s: &[u8]| {
+        let r = s.as_ptr_range();
+        s.is_empty() || (range.start <= r.start && r.end <= range.end)
+    };
+    for item in Walker::new(buf) {
+        let Ok(item) = item else { continue };
+        assert!(item.offset + item.header.len as usize <= buf.len());
+        if let Message::Packet(p) = item.message {
+            for s in [p.prefix, p.payload, p.hwaddr, p.hwheader]
+                .into_iter()
+                .flatten()
+            {
+                assert!(inside(s));
+            }
+            if let Ok(r) = p.to_record(1) {
+                assert!(inside(r.data));
+                assert!(r.data.len() as u64 <= u64::from(r.orig_len));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn packet_messages_round_trip(messages in proptest::collection::vec(owned(), 1..8)) {
+        let mut buf = Vec::new();
+        for m in &messages {
+            m.view().emit(&mut buf);
+        }
+        emit_done(7, &mut buf);
+        let items: Vec<_> = Walker::new(&buf).collect::<Result<_, _>>().unwrap();
+        prop_assert_eq!(items.len(), messages.len() + 1);
+        for (item, m) in items.iter().zip(&messages) {
+            prop_assert_eq!(item.message, Message::Packet(m.view()));
+        }
+        prop_assert_eq!(items[messages.len()].message, Message::Done);
+    }
+
+    #[test]
+    fn config_requests_round_trip(c in config(), seq in any::<u32>(), pid in any::<u32>()) {
+        let msg = c.to_message(seq, pid);
+        prop_assert_eq!(msg.len() % 4, 0);
+        prop_assert_eq!(ConfigRequest::parse(&msg[16..], 16), Ok(c));
+    }
+
+    #[test]
+    fn records_never_claim_less_than_they_carry(m in owned(), now in any::<u64>()) {
+        if let Ok(r) = m.view().to_record(now) {
+            prop_assert!(r.data.len() as u64 <= u64::from(r.orig_len));
+            prop_assert_eq!(r.data, m.payload.as_deref().unwrap_or(&[]));
+            if m.timestamp.is_none() {
+                prop_assert_eq!(r.tstamp_ns, now);
+            }
+        } else {
+            prop_assert!(m.family != consts::AF_INET && m.family != consts::AF_INET6);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..600)) {
+        check_walk(&buf);
+        for a in Attrs::new(&buf, 0).flatten() {
+            prop_assert!(a.value.len() < buf.len());
+        }
+        let _ = ConfigRequest::parse(&buf, 0);
+        let _ = PacketMessage::parse(&buf, 0);
+        let _ = ip_orig_len(Family::IPV4, &buf);
+        let _ = ip_orig_len(Family::IPV6, &buf);
+        let p = ip_protocol(Family::IPV6, &buf);
+        prop_assert!(buf.len() >= 40 || p == PROTO_UNKNOWN);
+    }
+
+    #[test]
+    fn mutated_messages_never_panic(
+        messages in proptest::collection::vec(owned(), 1..4),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..12),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut buf = Vec::new();
+        for m in &messages {
+            m.view().emit(&mut buf);
+        }
+        for (at, v) in flips {
+            let i = at.index(buf.len());
+            buf[i] = v;
+        }
+        check_walk(&buf);
+        let n = cut.index(buf.len() + 1);
+        check_walk(&buf[..n]);
+    }
+}

@@ -1,0 +1,40 @@
+//! Untrusted NETLINK_NETFILTER datagrams (what imp2-record receives from
+//! NFLOG): the walker never panics, everything it yields lies inside the
+//! buffer, a record never carries more than its original length, and every
+//! packet message it accepts re-encodes to a message that parses the same.
+#![no_main]
+
+use imp2_format::nflog::{ConfigRequest, Message, Walker};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let range = data.as_ptr_range();
+    let inside = |s: &[u8]| {
+        let r = s.as_ptr_range();
+        s.is_empty() || (range.start <= r.start && r.end <= range.end)
+    };
+    for item in Walker::new(data).flatten() {
+        assert!(item.offset + item.header.len as usize <= data.len());
+        if let Message::Packet(p) = item.message {
+            for s in [p.prefix, p.payload, p.hwaddr, p.hwheader].into_iter().flatten() {
+                assert!(inside(s));
+            }
+            if let Ok(r) = p.to_record(0) {
+                assert!(inside(r.data));
+                assert!(r.data.len() as u64 <= u64::from(r.orig_len));
+            }
+            let mut again = Vec::new();
+            p.emit(&mut again);
+            let reparsed: Vec<_> = Walker::new(&again).collect();
+            assert_eq!(reparsed.len(), 1);
+            match reparsed[0] {
+                Ok(ref i) => assert_eq!(i.message, Message::Packet(p)),
+                Err(e) => panic!("re-encoded message does not parse: {e}"),
+            }
+        }
+    }
+    if let Ok(c) = ConfigRequest::parse(data, 0) {
+        let msg = c.to_message(1, 2);
+        assert_eq!(ConfigRequest::parse(&msg[16..], 16), Ok(c));
+    }
+});

@@ -1,0 +1,587 @@
+//! The NFLOG source: the kernel's own batching netlink producer
+//! (nfnetlink_log), for machines that cannot load the imp2 module.
+//!
+//! A rule (`nft ... log group N`, `iptables ... -j NFLOG --nflog-group N`)
+//! hands packets to the NFLOG instance of group N, which this source creates
+//! by BINDing the group on a `NETLINK_NETFILTER` socket. The kernel packs one
+//! message per packet into buffers of up to `--nflog-bufsize` bytes and
+//! sends a buffer when it is full, holds `--nflog-qthresh` packets, or
+//! `--nflog-flush-ms` passed. Every packet carries a per-instance sequence
+//! number (from 0 at BIND): a buffer the kernel could not deliver (receive
+//! buffer full) leaves a gap in them, which is exactly the number of packets
+//! lost. NFLOG counts nothing else: packets the kernel could not even queue
+//! (no memory for a buffer) are not seen at all.
+//!
+//! Stopping sends UNBIND: the kernel flushes the pending buffer to us, then
+//! ACKs, so the session drains until that ACK.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use imp2_format::Family;
+use imp2_format::log::{Losses, WriteError};
+use imp2_format::nflog::{ConfigRequest, CopyMode, Malformed, Message, Walker, consts};
+use imp2_format::wire::abi::{FAMILY_F_IPV4, FAMILY_F_IPV6};
+use netlink_sys::{Socket, SocketAddr};
+
+use crate::netlink::{poll_readable, recv_datagram, set_rcvbuf};
+use crate::session::RunError;
+use crate::sink::Sink;
+use crate::source::Source;
+
+/// How long to wait for the kernel's ACK to BIND.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// After this long without a single packet, print the rule hint.
+const HINT_AFTER: Duration = Duration::from_secs(3);
+/// Largest datagram NFLOG sends: the kernel rounds a buffer of
+/// `NFULA_CFG_NLBUFSIZ` bytes (at most 128 KiB) up to its allocation, a
+/// power of two, and fills all of it, so up to 256 KiB arrive at once.
+const DATAGRAM_MAX: usize = 256 << 10;
+/// `SO_MEMINFO` (asm-generic/socket.h; the same on x86, arm and powerpc).
+const SO_MEMINFO: libc::c_int = 55;
+/// `SK_MEMINFO_VARS`
+const SK_MEMINFO_VARS: usize = 9;
+
+/// Default queue threshold: high enough that buffers fill by size at high
+/// rates.
+pub const QTHRESH_DEFAULT: u32 = 4096;
+/// Default flush timeout, milliseconds.
+pub const FLUSH_MS_DEFAULT: u32 = 100;
+
+/// What the user asked of the NFLOG source.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// The NFLOG group.
+    pub group: u16,
+    /// Payload bytes to copy per packet (clamped to the kernel's maximum).
+    pub snaplen: u32,
+    /// Kernel buffer size in bytes (4096-131072).
+    pub bufsize: u32,
+    /// Packets per kernel buffer at most.
+    pub qthresh: u32,
+    /// Flush timeout in milliseconds (rounded to the kernel's 10 ms unit).
+    pub flush_ms: u32,
+    /// Socket receive buffer, bytes.
+    pub rcvbuf: usize,
+    /// `FAMILY_F_*` bits: families to record (others are skipped).
+    pub families: u32,
+}
+
+impl Settings {
+    /// Checks the ranges the kernel enforces (it silently ignores a bad
+    /// buffer size instead of refusing it).
+    pub fn validate(&self) -> Result<(), String> {
+        let (lo, hi) = (consts::NLBUFSIZ_MIN, consts::NLBUFSIZ_MAX);
+        if !(lo..=hi).contains(&self.bufsize) {
+            return Err(format!(
+                "--nflog-bufsize must be {lo}-{hi} bytes, not {}",
+                self.bufsize
+            ));
+        }
+        if self.qthresh == 0 {
+            return Err("--nflog-qthresh must be at least 1".into());
+        }
+        if self.snaplen == 0 {
+            return Err("--snaplen must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn copy_range(&self) -> u32 {
+        self.snaplen.min(consts::COPY_RANGE_MAX)
+    }
+
+    /// The BIND request with every setting: the kernel applies them all in
+    /// one step, so no packet is copied with the defaults in between.
+    fn bind_request(&self) -> ConfigRequest {
+        ConfigRequest {
+            family: consts::AF_UNSPEC,
+            group: self.group,
+            command: Some(consts::CMD_BIND),
+            mode: Some(CopyMode {
+                mode: consts::COPY_PACKET,
+                range: self.copy_range(),
+            }),
+            nlbufsiz: Some(self.bufsize),
+            timeout: Some(self.flush_ms.div_ceil(10)),
+            qthresh: Some(self.qthresh),
+            flags: Some(consts::CFG_F_SEQ),
+        }
+    }
+}
+
+/// NFLOG as a source.
+#[derive(Debug)]
+pub struct NflogSource {
+    socket: Socket,
+    port_id: u32,
+    rcvbuf: usize,
+    rcvbuf_capped: bool,
+    settings: Settings,
+    request_seq: u32,
+    decoder: Decoder,
+    started: Option<Instant>,
+    hint_shown: bool,
+}
+
+/// Decoding of datagrams and the state it needs.
+#[derive(Debug)]
+struct Decoder {
+    group: u16,
+    families: u32,
+    /// The sequence number the next packet should carry.
+    next_seq: u32,
+    /// Packets seen (recorded, filtered or skipped).
+    packets: u64,
+    /// Gaps found in the sequence numbers.
+    seq_gaps: u64,
+    /// Sequence numbers that went backwards (never from a sane kernel).
+    seq_backwards: u64,
+    /// Packets without a sequence number (never from a sane kernel).
+    without_seq: u64,
+    /// Records stamped with the receive time (no kernel timestamp).
+    receive_time_stamps: u64,
+    /// Packets of families other than IPv4/IPv6 (ARP, bridge rules).
+    not_ip: u64,
+    /// Packets of a family not selected with `--family`.
+    filtered: u64,
+    /// Messages of other types or groups.
+    other_messages: u64,
+    unbind_seq: Option<u32>,
+    unbind_errno: Option<i32>,
+    last_malformed: Option<Malformed>,
+}
+
+impl NflogSource {
+    /// Opens the `NETLINK_NETFILTER` socket (no request sent yet).
+    pub fn open(settings: Settings) -> Result<NflogSource, RunError> {
+        settings.validate().map_err(RunError)?;
+        let mut socket = Socket::new(consts::NETLINK_NETFILTER as isize).map_err(|e| {
+            RunError(if e.raw_os_error() == Some(libc::EPROTONOSUPPORT) {
+                "this kernel has no nfnetlink (CONFIG_NETFILTER_NETLINK): NFLOG is unavailable"
+                    .into()
+            } else {
+                format!("cannot open a NETLINK_NETFILTER socket: {e}")
+            })
+        })?;
+        let addr = socket
+            .bind_auto()
+            .map_err(|e| RunError(format!("cannot bind the NETLINK_NETFILTER socket: {e}")))?;
+        let rcvbuf_capped = set_rcvbuf(&socket, settings.rcvbuf).map_err(|e| {
+            RunError(format!(
+                "cannot set the receive buffer to {} bytes: {e}",
+                settings.rcvbuf
+            ))
+        })?;
+        let rcvbuf = socket
+            .get_rx_buf_sz()
+            .map_err(|e| RunError(format!("cannot read the receive buffer size: {e}")))?;
+        // Losses are found from sequence gaps, exactly; ENOBUFS would only
+        // say "something" was lost (and make the kernel drop more).
+        socket
+            .set_no_enobufs(true)
+            .map_err(|e| RunError(format!("cannot set NETLINK_NO_ENOBUFS: {e}")))?;
+        Ok(NflogSource {
+            socket,
+            port_id: addr.port_number(),
+            rcvbuf,
+            rcvbuf_capped,
+            settings,
+            request_seq: 0,
+            decoder: Decoder {
+                group: settings.group,
+                families: settings.families,
+                next_seq: 0,
+                packets: 0,
+                seq_gaps: 0,
+                seq_backwards: 0,
+                without_seq: 0,
+                receive_time_stamps: 0,
+                not_ip: 0,
+                filtered: 0,
+                other_messages: 0,
+                unbind_seq: None,
+                unbind_errno: None,
+                last_malformed: None,
+            },
+            started: None,
+            hint_shown: false,
+        })
+    }
+
+    /// Receive buffer granted, bytes.
+    pub fn rcvbuf(&self) -> usize {
+        self.rcvbuf
+    }
+
+    /// Whether `SO_RCVBUFFORCE` was refused and `SO_RCVBUF` used instead.
+    pub fn rcvbuf_capped(&self) -> bool {
+        self.rcvbuf_capped
+    }
+
+    fn send(&mut self, request: &ConfigRequest, what: &str) -> Result<u32, String> {
+        self.request_seq += 1;
+        let msg = request.to_message(self.request_seq, self.port_id);
+        self.socket
+            .send_to(&msg, &SocketAddr::new(0, 0), 0)
+            .map_err(|e| {
+                format!(
+                    "cannot send {what} for NFLOG group {}: {e}",
+                    self.settings.group
+                )
+            })?;
+        Ok(self.request_seq)
+    }
+
+    /// Receives until the ACK of request `seq`; returns its errno (0 or
+    /// negative). Packets arriving meanwhile are decoded into `sink`.
+    fn wait_ack(&mut self, seq: u32, sink: &mut Sink) -> Result<i32, RunError> {
+        let deadline = Instant::now() + ACK_TIMEOUT;
+        let mut buf = vec![0u8; DATAGRAM_MAX];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RunError(format!(
+                    "the kernel did not answer the NFLOG configuration within {} s",
+                    ACK_TIMEOUT.as_secs()
+                )));
+            }
+            if !poll_readable(self.socket.as_raw_fd(), left)
+                .map_err(|e| RunError(format!("poll: {e}")))?
+            {
+                continue;
+            }
+            let (len, truncated) = match recv_datagram(&self.socket, &mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(RunError(format!("receiving the NFLOG ACK: {e}"))),
+            };
+            let datagram = &buf[..len.min(buf.len())];
+            let mut ack = None;
+            let mut others = false;
+            for item in Walker::new(datagram).flatten() {
+                match item.message {
+                    Message::Error { errno, request }
+                        if request.map_or(item.header.seq, |r| r.seq) == seq =>
+                    {
+                        ack = Some(errno);
+                    }
+                    _ => others = true,
+                }
+            }
+            if others || ack.is_none() {
+                self.decoder
+                    .decode(datagram, truncated, sink)
+                    .map_err(|e| RunError(e.to_string()))?;
+            }
+            if let Some(errno) = ack {
+                return Ok(errno);
+            }
+        }
+    }
+
+    fn explain_bind_errno(&self, errno: i32) -> String {
+        let group = self.settings.group;
+        match errno {
+            libc::EPERM => explain_eperm(group, self.port_id),
+            libc::EBUSY => format!("NFLOG group {group} is already bound by this socket"),
+            // nfnetlink found no "log" subsystem and could not load it.
+            libc::EINVAL | libc::EAGAIN => "the kernel's NFLOG (nfnetlink_log) is not available: \
+                                            load it with `modprobe nfnetlink_log`"
+                .into(),
+            e => format!(
+                "the kernel refused to bind NFLOG group {group}: {}",
+                io::Error::from_raw_os_error(e)
+            ),
+        }
+    }
+
+    /// Receive drops of the socket (datagrams), from `SO_MEMINFO`.
+    fn socket_drops(&self) -> Option<u32> {
+        let mut info = [0u32; SK_MEMINFO_VARS];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: info is writable for len bytes and len is passed by
+        // pointer as getsockopt requires; the fd is our open socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        (rc == 0 && len as usize >= std::mem::size_of_val(&info)).then_some(info[8])
+    }
+}
+
+impl Source for NflogSource {
+    fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    fn datagram_len(&self) -> usize {
+        DATAGRAM_MAX
+    }
+
+    fn description(&self) -> String {
+        format!("nflog group {}", self.settings.group)
+    }
+
+    fn tsresol_digits(&self) -> u8 {
+        6
+    }
+
+    fn snaplen(&self) -> u32 {
+        self.settings.copy_range()
+    }
+
+    fn start(&mut self, sink: &mut Sink) -> Result<(), RunError> {
+        let seq = self
+            .send(&self.settings.bind_request(), "BIND")
+            .map_err(RunError)?;
+        match self.wait_ack(seq, sink)? {
+            0 => {
+                self.started = Some(Instant::now());
+                Ok(())
+            }
+            errno => Err(RunError(self.explain_bind_errno(-errno))),
+        }
+    }
+
+    #[inline]
+    fn on_datagram(
+        &mut self,
+        buf: &[u8],
+        truncated: bool,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
+        self.decoder.decode(buf, truncated, sink)
+    }
+
+    fn request_stop(&mut self) -> Result<(), String> {
+        let seq = self.send(&ConfigRequest::unbind(self.settings.group), "UNBIND")?;
+        self.decoder.unbind_seq = Some(seq);
+        Ok(())
+    }
+
+    fn stop_acknowledged(&self) -> bool {
+        self.decoder.unbind_errno.is_some()
+    }
+
+    fn on_tick(&mut self, _sink: &Sink, notice: &mut dyn FnMut(String)) {
+        let Some(started) = self.started else { return };
+        if self.hint_shown || self.decoder.packets > 0 || started.elapsed() < HINT_AFTER {
+            return;
+        }
+        self.hint_shown = true;
+        let g = self.settings.group;
+        notice(format!(
+            "no packets from NFLOG group {g} after {} s: is a rule logging to it in this network \
+             namespace? e.g. `nft add rule inet filter input log group {g}` (in an existing \
+             table and chain) or `iptables -A INPUT -j NFLOG --nflog-group {g}` \
+             (ip6tables for IPv6)",
+            HINT_AFTER.as_secs()
+        ));
+    }
+
+    fn summary_fields(&self) -> Vec<(&'static str, String)> {
+        let d = &self.decoder;
+        let drops = self
+            .socket_drops()
+            .map_or("null".to_string(), |n| n.to_string());
+        vec![
+            ("nflog_group", self.settings.group.to_string()),
+            ("nflog_bufsize", self.settings.bufsize.to_string()),
+            ("nflog_qthresh", self.settings.qthresh.to_string()),
+            ("rcvbuf", self.rcvbuf.to_string()),
+            ("nflog_packets", d.packets.to_string()),
+            ("nflog_seq_gaps", d.seq_gaps.to_string()),
+            ("nflog_seq_backwards", d.seq_backwards.to_string()),
+            ("nflog_without_seq", d.without_seq.to_string()),
+            (
+                "nflog_receive_time_stamps",
+                d.receive_time_stamps.to_string(),
+            ),
+            ("nflog_not_ip", d.not_ip.to_string()),
+            ("nflog_filtered_family", d.filtered.to_string()),
+            ("nflog_other_messages", d.other_messages.to_string()),
+            ("socket_drops", drops),
+            ("nflog_hint_shown", self.hint_shown.to_string()),
+        ]
+    }
+
+    fn last_malformed(&self) -> Option<String> {
+        self.decoder.last_malformed.map(|m| m.to_string())
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Decoder {
+    fn wants(&self, family: Family) -> bool {
+        let bit = if family == Family::IPV4 {
+            FAMILY_F_IPV4
+        } else {
+            FAMILY_F_IPV6
+        };
+        self.families & bit != 0
+    }
+
+    /// The hot path: walk one datagram, append its records, account.
+    fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) -> Result<(), WriteError> {
+        sink.on_datagram(buf.len());
+        let mut losses = Losses::default();
+        if truncated {
+            // The messages that fit are kept; the cut ones show up as a
+            // sequence gap at the next packet.
+            losses.truncated_batches = 1;
+        }
+        let mut malformed = false;
+        // CLOCK_REALTIME when this datagram was handled, read once, only if
+        // a packet lacks the kernel's timestamp.
+        let mut received_ns = None;
+        for item in Walker::new(buf) {
+            let item = match item {
+                Ok(item) => item,
+                // The cut end of a truncated datagram is not malformed.
+                Err(m) if truncated && !m.reason.is_recoverable() => continue,
+                Err(m) => {
+                    malformed = true;
+                    self.last_malformed = Some(m);
+                    continue;
+                }
+            };
+            match item.message {
+                Message::Packet(p) if p.group == self.group => {
+                    self.packets += 1;
+                    match p.seq {
+                        Some(seq) => {
+                            let gap = seq.wrapping_sub(self.next_seq);
+                            if gap != 0 {
+                                if gap < 1 << 31 {
+                                    losses.gap_records += u64::from(gap);
+                                    losses.gap_batches += 1;
+                                    self.seq_gaps += 1;
+                                } else {
+                                    self.seq_backwards += 1;
+                                }
+                            }
+                            self.next_seq = seq.wrapping_add(1);
+                        }
+                        None => self.without_seq += 1,
+                    }
+                    let ts = if p.timestamp.is_some() {
+                        0
+                    } else {
+                        self.receive_time_stamps += 1;
+                        *received_ns.get_or_insert_with(now_ns)
+                    };
+                    match p.to_record(ts) {
+                        Ok(record) if self.wants(record.family) => sink.append(&record)?,
+                        Ok(_) => self.filtered += 1,
+                        Err(_) => self.not_ip += 1,
+                    }
+                }
+                Message::Error { errno, request } => {
+                    // The kernel includes the request's header; its seq is
+                    // also in the ACK's own header.
+                    let seq = request.map_or(item.header.seq, |r| r.seq);
+                    if self.unbind_seq == Some(seq) {
+                        self.unbind_errno = Some(errno);
+                    } else {
+                        self.other_messages += 1;
+                    }
+                }
+                Message::Done | Message::Noop => {}
+                Message::Packet(_) | Message::Overrun | Message::Other { .. } => {
+                    self.other_messages += 1;
+                }
+            }
+        }
+        if malformed {
+            losses.malformed_messages += 1;
+        }
+        sink.commit()?;
+        sink.add_losses(&losses)
+    }
+}
+
+/// Why BIND answered EPERM: the group belongs to another socket, or we lack
+/// CAP_NET_ADMIN. `/proc/net/netfilter/nfnetlink_log` tells which.
+fn explain_eperm(group: u16, own_port: u32) -> String {
+    match group_owner(group) {
+        Some(port) if port != own_port => {
+            let who = match process_of_netlink_port(port) {
+                Some((pid, name)) => format!("{name}, pid {pid}"),
+                None => format!("netlink port {port}; ulogd?"),
+            };
+            format!(
+                "NFLOG group {group} is already bound by another program ({who}): stop it or \
+                 record another group with --source nflog:GROUP"
+            )
+        }
+        Some(_) => format!("the kernel refused to bind NFLOG group {group} (EPERM)"),
+        None if std::fs::File::open(NFNETLINK_LOG_PROC).is_err() => format!(
+            "binding NFLOG group {group} was refused (EPERM): configuring NFLOG needs \
+             CAP_NET_ADMIN (run imp2-record as root or `setcap cap_net_admin+ep imp2-record`), \
+             or another program (ulogd?) holds the group"
+        ),
+        None => "configuring NFLOG needs CAP_NET_ADMIN: run imp2-record as root or give it \
+                 cap_net_admin (setcap cap_net_admin+ep imp2-record)"
+            .into(),
+    }
+}
+
+const NFNETLINK_LOG_PROC: &str = "/proc/net/netfilter/nfnetlink_log";
+
+/// The netlink port bound to `group` in this network namespace
+/// (`/proc/net/netfilter/nfnetlink_log`: group, port id, queue length, copy
+/// mode, copy range, flush timeout, use count).
+fn group_owner(group: u16) -> Option<u32> {
+    let table = std::fs::read_to_string(NFNETLINK_LOG_PROC).ok()?;
+    table.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        let g = f.next()?.parse::<u16>().ok()?;
+        let port = f.next()?.parse::<u32>().ok()?;
+        (g == group).then_some(port)
+    })
+}
+
+/// The process holding the NETLINK_NETFILTER socket with port `port`:
+/// its inode from `/proc/net/netlink`, then the process with that socket
+/// among its descriptors.
+fn process_of_netlink_port(port: u32) -> Option<(u32, String)> {
+    let netlink = std::fs::read_to_string("/proc/net/netlink").ok()?;
+    // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+    let inode = netlink.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let proto = f.get(1)?.parse::<i32>().ok()?;
+        let pid = f.get(2)?.parse::<u32>().ok()?;
+        (proto == consts::NETLINK_NETFILTER && pid == port)
+            .then(|| f.last().map(|s| s.to_string()))?
+    })?;
+    let target = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str()) {
+                let name = std::fs::read_to_string(entry.path().join("comm"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                return Some((pid, name));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,159 @@
+//! `imp2-convert`: an imp2 log to pcapng or classic pcap.
+
+use std::fs::File;
+use std::io::{BufWriter, ErrorKind, IsTerminal};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use imp2_format::export::{ExportError, ExportReport, Format, export, io_reason};
+use imp2_tools::{Failure, describe_read_error, open_log};
+
+const TOOL: &str = "imp2-convert";
+
+/// Output format, when the output name does not say.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    /// pcapng: interface names, direction, drop statistics, ns timestamps.
+    Pcapng,
+    /// Classic pcap, ns timestamps; loses interfaces and direction.
+    Pcap,
+}
+
+/// Convert an imp2 log to pcapng or classic pcap (LINKTYPE_RAW, nanosecond
+/// timestamps).
+///
+/// The format comes from --format, or else from the output's extension
+/// (.pcapng or .pcap); `-o -` writes to stdout, pcapng unless --format says
+/// otherwise. A damaged log is converted up to the damage, then the tool
+/// exits 1.
+///
+/// Exit status: 0 ok, 1 error (unreadable or damaged log, write error),
+/// 2 usage.
+#[derive(Debug, Parser)]
+#[command(name = TOOL, version)]
+struct Args {
+    /// The log to convert.
+    log: PathBuf,
+    /// Output file, or `-` for stdout.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Output format (default: from the output's extension).
+    #[arg(short, long, value_enum)]
+    format: Option<FormatArg>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(TOOL),
+    }
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    let to_stdout = args.output.as_os_str() == "-";
+    let format = match (args.format, to_stdout) {
+        (Some(FormatArg::Pcapng), _) => Format::Pcapng,
+        (Some(FormatArg::Pcap), _) => Format::Pcap,
+        (None, true) => Format::Pcapng,
+        (None, false) => Format::from_path(&args.output).ok_or_else(|| {
+            Failure::usage(format!(
+                "{}: cannot tell the output format from the name; use a .pcapng or .pcap \
+                 extension, or --format pcapng|pcap",
+                args.output.display()
+            ))
+        })?,
+    };
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Err(Failure::usage(format!(
+            "refusing to write binary {format} to a terminal; redirect stdout or use -o FILE"
+        )));
+    }
+
+    let reader = open_log(&args.log)?;
+    let report = if to_stdout {
+        pcap_notice(format);
+        let stdout = std::io::stdout().lock();
+        match export(&reader, format, BufWriter::with_capacity(1 << 20, stdout)) {
+            Ok(report) => report,
+            // The reader went away (`| head`, `tshark -c N`): it has what it
+            // wanted; say nothing, like a tool killed by SIGPIPE.
+            Err(ExportError::Io(e)) if e.kind() == ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(export_failure(&e, Path::new("stdout"), false)),
+        }
+    } else {
+        refuse_same_file(&args.log, &args.output)?;
+        let file = File::create(&args.output).map_err(|e| {
+            Failure::runtime(format!(
+                "{}: cannot create: {}",
+                args.output.display(),
+                io_reason(&e)
+            ))
+        })?;
+        pcap_notice(format);
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let report = export(&reader, format, &mut out);
+        let report = report.and_then(|r| {
+            let file = out
+                .into_inner()
+                .map_err(|e| ExportError::Io(e.into_error()))?;
+            file.sync_all()?;
+            Ok(r)
+        });
+        report.map_err(|e| {
+            let _ = std::fs::remove_file(&args.output);
+            export_failure(&e, &args.output, true)
+        })?
+    };
+    damage_failure(&args.log, &report)
+}
+
+fn pcap_notice(format: Format) {
+    if format == Format::Pcap {
+        eprintln!(
+            "{TOOL}: note: classic pcap keeps neither interface names nor direction \
+             nor drop counts; use pcapng to keep them"
+        );
+    }
+}
+
+fn export_failure(e: &ExportError, out: &Path, removed: bool) -> Failure {
+    let what = match e {
+        ExportError::Io(io) => format!("{}: {}", out.display(), io_reason(io)),
+        other => format!("{}: {other}", out.display()),
+    };
+    Failure::runtime(if removed {
+        format!("{what}; removed the partial output")
+    } else {
+        what
+    })
+}
+
+fn damage_failure(log: &Path, report: &ExportReport) -> Result<(), Failure> {
+    match &report.damage {
+        None => Ok(()),
+        Some(e) => Err(Failure::runtime(format!(
+            "{}: {}; wrote {} packets before it",
+            log.display(),
+            describe_read_error(e),
+            report.packets
+        ))),
+    }
+}
+
+/// Creating the output truncates it: if it is the log itself, that would
+/// destroy the log under the reader's map.
+fn refuse_same_file(log: &Path, out: &Path) -> Result<(), Failure> {
+    let (Ok(a), Ok(b)) = (std::fs::metadata(log), std::fs::metadata(out)) else {
+        return Ok(());
+    };
+    if a.dev() == b.dev() && a.ino() == b.ino() {
+        return Err(Failure::usage(format!(
+            "{}: the output is the log itself",
+            out.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! `imp2-info`: what an imp2 log holds, and whether it is sound.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use imp2_tools::{EXIT_FAILURE, Failure, Summary, open_log};
+
+const TOOL: &str = "imp2-info";
+
+/// Summarise an imp2 log: header, records, time span, bytes, counts per
+/// interface, hook, family and protocol, losses by cause, and integrity.
+///
+/// Exit status: 0 ok, 1 the log cannot be read (or, with --verify, has an
+/// integrity problem), 2 usage.
+#[derive(Debug, Parser)]
+#[command(name = TOOL, version)]
+struct Args {
+    /// The log to read.
+    log: PathBuf,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    json: bool,
+    /// Only check integrity: print the verdict, and exit 1 on a damaged
+    /// frame, a torn tail or a footer that disagrees with the records.
+    #[arg(long)]
+    verify: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(f) => f.report(TOOL),
+    }
+}
+
+fn run(args: &Args) -> Result<ExitCode, Failure> {
+    let reader = open_log(&args.log)?;
+    let summary = Summary::of(&reader);
+    if args.json {
+        let json = serde_json::to_string_pretty(&summary)
+            .map_err(|e| Failure::runtime(format!("encoding JSON: {e}")))?;
+        println!("{json}");
+    }
+    if args.verify {
+        return Ok(match summary.integrity.problem() {
+            Some(problem) => {
+                eprintln!("{TOOL}: {}: {problem}", args.log.display());
+                ExitCode::from(EXIT_FAILURE)
+            }
+            None => {
+                if !args.json {
+                    println!(
+                        "{}: ok, {} records, {}",
+                        args.log.display(),
+                        summary.records,
+                        summary.integrity.describe()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+        });
+    }
+    if !args.json {
+        print!("{}", summary.to_text(&args.log));
+    }
+    Ok(ExitCode::SUCCESS)
+}

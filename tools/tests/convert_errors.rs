@@ -1,0 +1,334 @@
+//! imp2-convert's failures: one clear line on stderr and the right exit
+//! code; a damaged log is converted up to the damage.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use imp2_format::log::{Interface, LogHeader, LogWriter};
+use imp2_format::{Family, Hook, PacketRecord};
+
+const CONVERT: &str = env!("CARGO_BIN_EXE_imp2-convert");
+const RECORDS: u64 = 150;
+
+/// A closed log of 150 IPv4/UDP records in 3 frames of 50.
+fn write_log(dir: &Path) -> PathBuf {
+    let path = dir.join("run.log");
+    let header = LogHeader {
+        snaplen: 256,
+        source: "test".into(),
+        hostname: "h".into(),
+        kernel_release: "6.1.0".into(),
+        tsresol_digits: 9,
+        created_ns: 1_700_000_000_000_000_000,
+        interfaces: vec![Interface {
+            ifindex: 2,
+            name: "eth0".into(),
+        }],
+        ..LogHeader::default()
+    };
+    let mut w = LogWriter::create(&path, &header).unwrap();
+    let mut data = vec![0u8; 48];
+    data[0] = 0x45;
+    data[3] = 48;
+    data[9] = 17;
+    for i in 0..RECORDS {
+        data[47] = i as u8;
+        w.append(&PacketRecord {
+            tstamp_ns: 1_700_000_000_000_000_000 + i * 1_000_003,
+            ifindex: 2,
+            orig_len: 48,
+            hook: Hook::PRE_ROUTING,
+            family: Family::IPV4,
+            protocol: 17,
+            data: &data,
+        })
+        .unwrap();
+        if i % 50 == 49 {
+            w.commit().unwrap();
+        }
+    }
+    w.finish(1_700_000_001_000_000_000).unwrap();
+    path
+}
+
+fn convert(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(CONVERT).args(args).output().unwrap()
+}
+
+/// Exactly one line on stderr, starting with the tool's name, no panic and
+/// no Debug formatting.
+fn one_line(out: &Output) -> String {
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr:?}");
+    assert!(stderr.starts_with("imp2-convert: "), "{stderr:?}");
+    for bad in ["panicked", "RUST_BACKTRACE", "Kind", "{", "Os {"] {
+        assert!(!stderr.contains(bad), "{bad:?} in {stderr:?}");
+    }
+    stderr.trim_end().to_string()
+}
+
+#[test]
+fn missing_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("nope.log");
+    let out_file = dir.path().join("out.pcapng");
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert_eq!(
+        line,
+        format!("imp2-convert: {}: No such file or directory", log.display())
+    );
+    assert!(
+        !out_file.exists(),
+        "no output for a log that cannot be read"
+    );
+}
+
+#[test]
+fn not_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("notes.txt");
+    std::fs::write(
+        &log,
+        "these are not the packets you are looking for\n".repeat(50),
+    )
+    .unwrap();
+    let out_file = dir.path().join("out.pcap");
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert!(line.contains("not an imp2 log"), "{line}");
+    assert!(!out_file.exists());
+}
+
+#[test]
+fn empty_file_is_not_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("empty.log");
+    std::fs::write(&log, b"").unwrap();
+    let out_file = dir.path().join("out.pcapng");
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert!(
+        line.starts_with(&format!("imp2-convert: {}: ", log.display())),
+        "{line}"
+    );
+}
+
+#[test]
+fn directory_is_not_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("out.pcapng");
+    let out = convert(&[dir.path().as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line(&out).contains("is a directory"));
+}
+
+#[test]
+fn unknown_extension_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let out_file = dir.path().join("out.cap");
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let line = one_line(&out);
+    assert!(line.contains("--format"), "{line}");
+    assert!(!out_file.exists());
+
+    // --format settles it.
+    let out = convert(&[
+        log.as_os_str(),
+        "-o".as_ref(),
+        out_file.as_os_str(),
+        "--format".as_ref(),
+        "pcapng".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        &std::fs::read(&out_file).unwrap()[..4],
+        &[0x0a, 0x0d, 0x0d, 0x0a]
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = convert(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = convert(&[
+        "x.log".as_ref(),
+        "-o".as_ref(),
+        "y.pcap".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn output_cannot_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let out_file = dir.path().join("no/such/dir/out.pcapng");
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        one_line(&out),
+        format!(
+            "imp2-convert: {}: cannot create: No such file or directory",
+            out_file.display()
+        )
+    );
+}
+
+#[test]
+fn refuses_to_overwrite_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let before = std::fs::read(&log).unwrap();
+    let out = convert(&[
+        log.as_os_str(),
+        "-o".as_ref(),
+        log.as_os_str(),
+        "--format".as_ref(),
+        "pcap".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line(&out).contains("the log itself"));
+    assert_eq!(std::fs::read(&log).unwrap(), before);
+}
+
+/// Number of packets tshark finds in `file`. tshark is required: its
+/// absence fails the test and says how to get it.
+fn tshark_count(file: &Path) -> usize {
+    let out = match Command::new("tshark").arg("-r").arg(file).output() {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "cannot run tshark ({e}): it is required to check the exported files. Run the \
+             test setup script that installs the test dependencies (in CI it runs \
+             `DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+             tshark`), then run the tests again."
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Packets in a pcapng (counting EPBs with a small block walker).
+fn count_epbs(b: &[u8]) -> u64 {
+    let mut n = 0;
+    let mut at = 0;
+    while at + 8 <= b.len() {
+        let ty = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+        assert!(len >= 12 && at + len <= b.len(), "block at {at}");
+        n += u64::from(ty == 6);
+        at += len;
+    }
+    assert_eq!(at, b.len(), "the output ends with a whole block");
+    n
+}
+
+/// Parses `...; wrote K packets before it`.
+fn packets_before(line: &str) -> u64 {
+    let tail = line
+        .rsplit_once("; wrote ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .1;
+    tail.strip_suffix(" packets before it")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn damaged_frame_converts_what_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let mut bytes = std::fs::read(&log).unwrap();
+    // Flip a byte two thirds into the file: inside the second or third
+    // frame of records.
+    let at = bytes.len() * 2 / 3;
+    bytes[at] ^= 0xff;
+    std::fs::write(&log, &bytes).unwrap();
+
+    for (name, pcapng) in [("out.pcapng", true), ("out.pcap", false)] {
+        let out_file = dir.path().join(name);
+        let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+        assert_eq!(out.status.code(), Some(1));
+        let line = if pcapng {
+            one_line(&out)
+        } else {
+            // The pcap notice comes first.
+            let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+            assert_eq!(stderr.lines().count(), 2, "{stderr}");
+            stderr.lines().nth(1).unwrap().to_string()
+        };
+        let prefix = format!("imp2-convert: {}: ", log.display());
+        assert!(line.starts_with(&prefix), "{line}");
+        assert!(line.contains(" at byte "), "{line}");
+        let k = packets_before(&line);
+        assert!(k > 0 && k < RECORDS && k % 50 == 0, "{line}");
+        let written = std::fs::read(&out_file).unwrap();
+        if pcapng {
+            assert_eq!(count_epbs(&written), k);
+        } else {
+            assert_eq!(written.len() as u64, 24 + k * (16 + 48));
+        }
+        assert_eq!(
+            tshark_count(&out_file) as u64,
+            k,
+            "tshark reads the valid part"
+        );
+    }
+}
+
+/// A log cut below its committed length (copied while recording, say):
+/// the frames wholly before the cut are converted, then exit 1.
+#[test]
+fn truncated_log_converts_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let len = std::fs::metadata(&log).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.set_len(len * 2 / 3).unwrap();
+    drop(f);
+    let out_file = dir.path().join("out.pcapng");
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    let prefix = format!(
+        "imp2-convert: {}: torn tail (file cut to {} bytes of {len} committed) at byte ",
+        log.display(),
+        len * 2 / 3
+    );
+    assert!(line.starts_with(&prefix), "{line}");
+    let k = packets_before(&line);
+    assert!(k > 0 && k < RECORDS && k % 50 == 0, "{line}");
+    assert_eq!(count_epbs(&std::fs::read(&out_file).unwrap()), k);
+}
+
+/// A log from a newer major format version is refused, not misread.
+#[test]
+fn newer_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[8..10].copy_from_slice(&2u16.to_le_bytes()); // major (FORMAT.md §3)
+    std::fs::write(&log, &bytes).unwrap();
+    let out_file = dir.path().join("out.pcapng");
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert!(line.contains("format version 2.0"), "{line}");
+    assert!(!out_file.exists());
+}

@@ -1,0 +1,342 @@
+//! imp2-info: the JSON summary, the text report, --verify, and its errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use imp2_format::log::{Interface, LogHeader, LogWriter, Losses};
+use imp2_format::{Family, Hook, PacketRecord};
+use serde_json::{Value, json};
+
+const INFO: &str = env!("CARGO_BIN_EXE_imp2-info");
+const T: u64 = 1_700_000_000_000_000_007;
+
+fn header() -> LogHeader {
+    LogHeader {
+        snaplen: 64,
+        source: "nflog group 5".into(),
+        hostname: "box".into(),
+        kernel_release: "6.12.9".into(),
+        tsresol_digits: 6,
+        created_ns: T - 1,
+        interfaces: vec![Interface {
+            ifindex: 3,
+            name: "eth1".into(),
+        }],
+        ..LogHeader::default()
+    }
+}
+
+fn rec(
+    ts: u64,
+    ifindex: u32,
+    hook: Hook,
+    family: Family,
+    protocol: u8,
+    data: &[u8],
+    orig: u32,
+) -> PacketRecord<'_> {
+    PacketRecord {
+        tstamp_ns: ts,
+        ifindex,
+        orig_len: orig,
+        hook,
+        family,
+        protocol,
+        data,
+    }
+}
+
+/// Five records: eth1 x2, wg0 (announced later) x1, ifindex 8 (never
+/// named) x2; losses in two deltas; closed when `close`.
+fn write_log(dir: &Path, close: bool) -> PathBuf {
+    let path = dir.join("x.log");
+    let mut w = LogWriter::create(&path, &header()).unwrap();
+    let d = [0x45u8; 40];
+    let (v4, v6) = (Family::IPV4, Family::IPV6);
+    let (pre, out) = (Hook::PRE_ROUTING, Hook::LOCAL_OUT);
+    w.append(&rec(T + 10, 3, pre, v4, 6, &d, 1500)).unwrap();
+    w.append(&rec(T, 3, out, v4, 17, &d[..20], 20)).unwrap();
+    w.commit().unwrap();
+    let mut l = Losses::default();
+    l.kernel[0] = 2;
+    l.socket_errors = 1;
+    w.add_losses(&l).unwrap();
+    w.add_interface(&Interface {
+        ifindex: 4,
+        name: "wg0".into(),
+    })
+    .unwrap();
+    w.append(&rec(T + 999, 4, pre, v6, 58, &d, 40)).unwrap();
+    w.append(&rec(T + 5, 8, Hook(1), v6, 99, &d[..1], 1))
+        .unwrap();
+    w.append(&rec(T + 6, 8, out, Family(7), 255, &d[..0], 0))
+        .unwrap();
+    w.commit().unwrap();
+    let l = Losses {
+        gap_records: 4,
+        gap_batches: 1,
+        ..Losses::default()
+    };
+    w.add_losses(&l).unwrap();
+    // Without finish, `w` just goes away: as if the recorder died between
+    // frames.
+    if close {
+        w.finish(T + 5000).unwrap();
+    }
+    path
+}
+
+fn info(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(INFO).args(args).output().unwrap()
+}
+
+fn json_of(path: &Path) -> Value {
+    let out = info(&["--json".as_ref(), path.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn one_line(out: &Output) -> String {
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr:?}");
+    assert!(stderr.starts_with("imp2-info: "), "{stderr:?}");
+    for bad in ["panicked", "Kind", "{", "Os {"] {
+        assert!(!stderr.contains(bad), "{bad:?} in {stderr:?}");
+    }
+    stderr.trim_end().to_string()
+}
+
+#[test]
+fn json_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json_of(&write_log(dir.path(), true));
+    assert_eq!(v["records"], 5);
+    assert_eq!(v["first_ns"], T);
+    assert_eq!(v["last_ns"], T + 999);
+    assert_eq!(v["captured_bytes"], 40 + 20 + 40 + 1);
+    assert_eq!(v["original_bytes"], 1500 + 20 + 40 + 1);
+    assert_eq!(
+        v["interfaces"],
+        json!([
+            {"ifindex": 3, "name": "eth1", "records": 2},
+            {"ifindex": 4, "name": "wg0", "records": 1},
+            {"ifindex": 8, "name": "if8", "records": 2},
+        ])
+    );
+    assert_eq!(v["hooks"], json!({"pre": 2, "out": 2, "hook1": 1}));
+    assert_eq!(v["families"], json!({"ipv4": 2, "ipv6": 2, "family7": 1}));
+    assert_eq!(
+        v["protocols"],
+        json!({"tcp": 1, "udp": 1, "icmpv6": 1, "99": 1, "unknown": 1})
+    );
+    assert_eq!(
+        v["losses"],
+        json!({
+            "kernel_nomem": 2, "kernel_rcvbuf": 0, "kernel_send": 0, "kernel_other": 0,
+            "gap_records": 4, "gap_batches": 1, "truncated_batches": 0,
+            "malformed_messages": 0, "socket_errors": 1, "records_lost": 6,
+        })
+    );
+    assert_eq!(v["integrity"]["closed"], true);
+    assert_eq!(v["integrity"]["uncommitted_bytes"], 0);
+    assert_eq!(v["integrity"]["error"], Value::Null);
+    assert_eq!(v["integrity"]["footer_matches"], true);
+    assert_eq!(v["header"]["source"], "nflog group 5");
+    assert_eq!(v["header"]["hostname"], "box");
+    assert_eq!(v["header"]["kernel_release"], "6.12.9");
+    assert_eq!(v["header"]["snaplen"], 64);
+    assert_eq!(v["header"]["tsresol_digits"], 6);
+    assert_eq!(v["header"]["created_ns"], T - 1);
+}
+
+#[test]
+fn empty_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.log");
+    LogWriter::create(&path, &header())
+        .unwrap()
+        .finish(T)
+        .unwrap();
+    let v = json_of(&path);
+    assert_eq!(v["records"], 0);
+    assert_eq!(v["first_ns"], Value::Null);
+    assert_eq!(v["last_ns"], Value::Null);
+    assert_eq!(
+        v["interfaces"],
+        json!([{"ifindex": 3, "name": "eth1", "records": 0}])
+    );
+    let out = info(&[path.as_os_str()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no records"));
+}
+
+#[test]
+fn text_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), true);
+    let out = info(&[path.as_os_str()]);
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "nflog group 5",
+        "6.12.9",
+        "records     5",
+        "2023-11-14T22:13:20.000000007Z (1700000000000000007 ns)",
+        "2023-11-14T22:13:20.000001006Z (1700000000000001006 ns)",
+        "span        0.000000999 s",
+        "101 captured, 1561 original",
+        "if8 (ifindex 8): 2 records",
+        "hook1 1, out 2, pre 2",
+        "6 records lost (kernel_nomem 2, gap_records 4; gap_batches 1, socket_errors 1)",
+        "closed cleanly",
+        "10^-6 s",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+}
+
+#[test]
+fn verify_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), true);
+    let out = info(&["--verify".as_ref(), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok, 5 records, closed cleanly"));
+}
+
+/// A log whose recorder died (or still runs) is sound up to its committed
+/// length; the space past it is normal and not an integrity problem.
+#[test]
+fn verify_unclosed_with_uncommitted_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), false);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[0xab; 37]); // half a frame never committed
+    std::fs::write(&path, &bytes).unwrap();
+    let v = json_of(&path);
+    assert_eq!(v["records"], 5);
+    assert_eq!(v["integrity"]["closed"], false);
+    assert_eq!(v["integrity"]["footer_matches"], Value::Null);
+    assert!(
+        v["integrity"]["uncommitted_bytes"].as_u64().unwrap() >= 37,
+        "{v}"
+    );
+    let out = info(&["--verify".as_ref(), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("not closed") && text.contains("uncommitted bytes"),
+        "{text}"
+    );
+}
+
+/// Offset of the first frame (the header's `header_len`, FORMAT.md §3).
+fn header_len(bytes: &[u8]) -> usize {
+    u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize
+}
+
+#[test]
+fn verify_damaged_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), true);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Inside the payload of the first frame (12-byte frame header).
+    let first = header_len(&bytes);
+    bytes[first + 20] ^= 0x5a;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out = info(&["--verify".as_ref(), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert_eq!(
+        line,
+        format!(
+            "imp2-info: {}: damaged frame: checksum mismatch (stored {}, computed {}) at byte {first}",
+            path.display(),
+            // Whatever the CRCs are: compare the rest.
+            &line[line.find("stored ").unwrap() + 7..line.find(", computed").unwrap()],
+            &line[line.find("computed ").unwrap() + 9..line.find(") at").unwrap()],
+        )
+    );
+
+    // Without --verify the report says it, and succeeds.
+    let v = json_of(&path);
+    assert_eq!(v["integrity"]["error"]["offset"], first);
+    assert_eq!(v["records"], 0);
+    let out = info(&[path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("damaged: damaged frame"));
+}
+
+/// A file cut below its committed length is torn: what lies wholly before
+/// the cut is read, then the walk ends with a "torn tail" error.
+#[test]
+fn verify_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), true);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 10).unwrap(); // into the footer
+    drop(f);
+    let out = info(&["--verify".as_ref(), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert!(
+        line.contains("torn tail") && line.contains(" at byte "),
+        "{line}"
+    );
+    let v = json_of(&path);
+    assert_eq!(v["records"], 5, "every frame before the cut is read");
+    assert!(
+        v["integrity"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("torn tail")
+    );
+}
+
+#[test]
+fn missing_file() {
+    let out = info(&["/nonexistent/dir/x.log".as_ref()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        one_line(&out),
+        "imp2-info: /nonexistent/dir/x.log: No such file or directory"
+    );
+}
+
+#[test]
+fn not_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.pcapng");
+    std::fs::write(&path, [0x0a, 0x0d, 0x0d, 0x0a].repeat(100)).unwrap();
+    let out = info(&[path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line(&out).contains("not an imp2 log"));
+}
+
+#[test]
+fn newer_format_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), true);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..10].copy_from_slice(&7u16.to_le_bytes()); // major (FORMAT.md §3)
+    std::fs::write(&path, &bytes).unwrap();
+    let out = info(&[path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line(&out).contains("format version 7.0"));
+}
+
+#[test]
+fn usage() {
+    assert_eq!(info(&[]).status.code(), Some(2));
+    assert_eq!(
+        info(&["--bogus".as_ref(), "x".as_ref()]).status.code(),
+        Some(2)
+    );
+}
