@@ -29,6 +29,8 @@ pub struct Options {
     pub progress: bool,
 }
 
+/// How long to empty the socket before asking the producer to stop.
+const PREDRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long to drain final batches after UNREGISTER.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often to start writeback of the log's dirty pages.
@@ -200,6 +202,18 @@ pub fn run(
     };
     progress.clear();
 
+    // Empty the socket first (bounded): the producer's final batches and its
+    // acknowledgement are sent without blocking, and would be dropped by a
+    // full receive buffer.
+    let predrain_end = Instant::now() + PREDRAIN_TIMEOUT;
+    while Instant::now() < predrain_end {
+        match receiver.poll(Duration::from_millis(20), &mut |d, t| {
+            on_datagram(&mut *source, &mut sink, &mut error, d, t)
+        }) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
     // Stop and drain: the producer flushes its pending batches, then
     // acknowledges; everything queued before the acknowledgement is
     // recorded. If the producer is gone already, what it queued is still
