@@ -44,6 +44,7 @@ need_pkgs tshark tshark
 need_pkgs cc gcc libc6-dev
 need_pkgs ip iproute2
 need_pkgs mount mount
+need_pkgs nft nftables
 
 step "cargo fmt --check"
 cargo fmt --all --check
