@@ -1,1 +1,375 @@
-//! Shared helpers for the criterion suites in `benches/benches/`.
+//! Shared helpers for the criterion suites in `benches/benches/`, the bare
+//! receiver (`imp2-bare-recv`) and the report (`imp2-bench-report`):
+//! synthetic batches and logs, running the workspace binaries against each
+//! other over real netlink (bounded in time), process CPU time, and the
+//! receive queue of a netlink socket from `/proc/net/netlink`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use imp2_format::log::{LogHeader, LogWriter};
+use imp2_format::synth::{PacketSynth, SynthOptions};
+use imp2_format::wire::{BatchBuilder, BatchTrailer, abi};
+
+/// Batch payload the module (and imp2-loadgen) fills at most with the
+/// default config: `batch_bytes - 512` bytes.
+pub const BATCH_PAYLOAD: usize = abi::BATCH_BYTES_DEFAULT as usize - 512;
+
+/// Records of `size` bytes that fill one default batch (the loadgen's
+/// `records_per_batch`).
+pub fn records_per_batch(size: usize) -> u64 {
+    let each = abi::nlmsg_align(abi::NLMSG_HDRLEN + abi::record::SIZE + size);
+    let by_bytes = (BATCH_PAYLOAD - abi::NLMSG_HDRLEN - abi::trailer::SIZE) / each;
+    (by_bytes as u64).min(u64::from(abi::BATCH_RECORDS_DEFAULT))
+}
+
+/// Synthetic packets of the given sizes (both families, all transports,
+/// flows of up to 32 packets), as imp2-loadgen makes them.
+pub fn synth(sizes: &[usize], seed: u64) -> PacketSynth {
+    PacketSynth::new(
+        seed,
+        SynthOptions {
+            sizes: sizes.to_vec(),
+            ..SynthOptions::default()
+        },
+    )
+    .expect("synth options")
+}
+
+/// `records` synthetic records of `size` bytes packed into full default
+/// batches, byte for byte as the module builds them. Returns the batches
+/// and the packet bytes they carry.
+pub fn batches(size: usize, records: usize) -> (Vec<Vec<u8>>, u64) {
+    let mut synth = synth(&[size], 1);
+    let mut builder = BatchBuilder::new(BATCH_PAYLOAD, abi::BATCH_RECORDS_DEFAULT, 0);
+    let mut buf = vec![0u8; size.max(64) + 64];
+    let mut out = Vec::new();
+    let mut ts = 1_700_000_000_000_000_000u64;
+    let mut bytes = 0u64;
+    let mut seq = 0;
+    for _ in 0..records {
+        let r = synth.next_record(&mut buf, size, ts);
+        bytes += r.data.len() as u64;
+        ts += 1000;
+        if builder.push(&r).is_err() {
+            seq += 1;
+            let t = BatchTrailer {
+                seq,
+                ..Default::default()
+            };
+            out.push(builder.finish(&t).to_vec());
+            builder.clear();
+            builder.push(&r).expect("a record fits an empty batch");
+        }
+    }
+    if !builder.is_empty() {
+        let t = BatchTrailer {
+            seq: seq + 1,
+            ..Default::default()
+        };
+        out.push(builder.finish(&t).to_vec());
+    }
+    (out, bytes)
+}
+
+/// The header the benches give their logs.
+pub fn log_header() -> LogHeader {
+    LogHeader {
+        version: (1, 0),
+        created_ns: 1_700_000_000_000_000_000,
+        snaplen: 65535,
+        source: "imp2-benches".into(),
+        hostname: "bench".into(),
+        kernel_release: String::new(),
+        tsresol_digits: 9,
+        interfaces: Vec::new(),
+    }
+}
+
+/// Writes a log of `records` synthetic packets (sizes drawn from `sizes`),
+/// committing every 500 records like the recorder does per batch.
+pub fn write_log(path: &Path, sizes: &[usize], records: u64) {
+    let mut synth = synth(sizes, 7);
+    let max = sizes.iter().copied().max().unwrap_or(64);
+    let mut buf = vec![0u8; max + 64];
+    let mut w = LogWriter::create(path, &log_header()).expect("create log");
+    let mut ts = 1_700_000_000_000_000_000u64;
+    for i in 0..records {
+        let r = synth.next_record(&mut buf, 65535, ts);
+        ts += 1000;
+        w.append(&r).expect("append");
+        if i % 500 == 499 {
+            w.commit().expect("commit");
+        }
+    }
+    w.commit().expect("commit");
+    w.finish(ts).expect("finish");
+}
+
+/// CPU time (user, system) of this process so far, in seconds.
+pub fn cpu_seconds() -> (f64, f64) {
+    // SAFETY: rusage is plain data that getrusage fills in.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (tv(ru.ru_utime), tv(ru.ru_stime))
+}
+
+/// Directory of the workspace binaries built in the same profile as the
+/// running executable (`target/<profile>`), or `IMP2_BIN_DIR`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("IMP2_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir
+        .file_name()
+        .is_some_and(|n| n == "deps" || n == "examples")
+    {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of a workspace binary; builds the recorder, the tools and the
+/// bare receiver in release mode first if it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--quiet"])
+            .args([
+                "-p",
+                "imp2-tools",
+                "-p",
+                "imp2-record",
+                "-p",
+                "imp2-benches",
+            ])
+            .arg("--bins")
+            .status()
+            .expect("cannot run cargo");
+        assert!(status.success(), "building the binaries failed");
+    }
+    assert!(path.exists(), "{} not built", path.display());
+    path
+}
+
+/// Output of a finished child.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit status was 0.
+    pub ok: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Waits for `child` at most `timeout`, then kills it; returns its output
+/// (the child's pipes are read after exit: only for small outputs).
+pub fn wait(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(o) = child.stdout.as_mut() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(e) = child.stderr.as_mut() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    if status.is_none() {
+        stderr.push_str("\n(killed: timeout)");
+    }
+    Output {
+        ok: status.is_some_and(|s| s.success()),
+        stdout,
+        stderr,
+    }
+}
+
+/// A running `imp2-loadgen --unit 2 --json` and its port id.
+#[derive(Debug)]
+pub struct Loadgen {
+    /// The process.
+    pub child: Child,
+    /// Its netlink port id (the recorder's `--peer`).
+    pub port: u32,
+}
+
+impl Loadgen {
+    /// Starts the loadgen with `args` and waits (at most 20 s) until it
+    /// listens.
+    pub fn start(dir: &Path, args: &[String]) -> Loadgen {
+        let ready = dir.join(format!("loadgen-{}.ready", std::process::id()));
+        let _ = std::fs::remove_file(&ready);
+        let mut child = Command::new(bin("imp2-loadgen"))
+            .args(["--unit", "2", "--json", "--ready-file"])
+            .arg(&ready)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start imp2-loadgen");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(&ready)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+            {
+                break p;
+            }
+            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                let out = wait(child, Duration::from_secs(5));
+                panic!("imp2-loadgen did not become ready: {}", out.stderr);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let _ = std::fs::remove_file(&ready);
+        Loadgen { child, port }
+    }
+}
+
+/// Which receiver a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receiver {
+    /// imp2-record, batches from the loadgen.
+    Batched,
+    /// imp2-record, the loadgen in `--per-record` mode.
+    PerRecord,
+    /// imp2-bare-recv: receives and walks batches, nothing else.
+    Bare,
+}
+
+impl Receiver {
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Receiver::Batched => "imp2-record (batched)",
+            Receiver::PerRecord => "imp2-record --per-record",
+            Receiver::Bare => "bare receiver (walk only)",
+        }
+    }
+
+    /// Extra loadgen arguments.
+    pub fn loadgen_args(self) -> &'static [&'static str] {
+        match self {
+            Receiver::PerRecord => &["--per-record"],
+            _ => &[],
+        }
+    }
+
+    /// Starts the receiver against loadgen port `peer`, stopping after `n`
+    /// records or `limit`.
+    pub fn spawn(self, peer: u32, log: &Path, n: u64, rcvbuf: &str, limit: Duration) -> Child {
+        let name = if self == Receiver::Bare {
+            "imp2-bare-recv"
+        } else {
+            "imp2-record"
+        };
+        let mut cmd = Command::new(bin(name));
+        cmd.args(["--unit", "2", "--peer", &peer.to_string(), "--json"])
+            .args(["--rcvbuf", rcvbuf])
+            .args(["--duration", &format!("{:.3}", limit.as_secs_f64())])
+            .args(["-c", &n.to_string()]);
+        if self != Receiver::Bare {
+            cmd.arg("-q").arg("-o").arg(log);
+        }
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
+    }
+}
+
+/// Bytes queued (`Rmem`) on the NETLINK_USERSOCK socket bound to port
+/// `port`, from `/proc/net/netlink`; `None` if there is no such socket.
+pub fn netlink_rmem(port: u32) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netlink").ok()?;
+    // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() >= 5 && f[1] == "2" && f[2].parse::<u32>().ok() == Some(port))
+            .then(|| f[4].parse::<u64>().ok())
+            .flatten()
+    })
+}
+
+/// Sends `signal` to a child.
+pub fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, signal);
+    }
+}
+
+/// Median, minimum and maximum of `v` (NaN for an empty set).
+pub fn stats(v: &[f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    let med = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    (med, s[0], s[n - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_full_and_walk() {
+        let (b, bytes) = batches(64, 3000);
+        assert_eq!(bytes, 3000 * 64);
+        let per = records_per_batch(64) as usize;
+        assert_eq!(b.len(), 3000usize.div_ceil(per));
+        let records: usize = b
+            .iter()
+            .map(|x| {
+                imp2_format::wire::BatchWalker::new(x)
+                    .filter(|i| {
+                        matches!(
+                            i,
+                            Ok(imp2_format::wire::WalkItem {
+                                message: imp2_format::wire::Message::Record(_),
+                                ..
+                            })
+                        )
+                    })
+                    .count()
+            })
+            .sum();
+        assert_eq!(records, 3000);
+    }
+
+    #[test]
+    fn stats_median() {
+        assert_eq!(stats(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(stats(&[4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
+    }
+}

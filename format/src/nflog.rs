@@ -164,10 +164,6 @@ pub mod consts {
 
 use consts::*;
 
-/// Attribute types tracked per packet message: every `NFULA_*` up to
-/// `NFULA_L2HDR` (21); higher (unknown) types share the last slot.
-const SLOTS: usize = 32;
-
 /// `NLA_ALIGN(len)`
 const fn nla_align(len: usize) -> usize {
     (len + 3) & !3
@@ -544,7 +540,7 @@ pub struct NotIp {
 impl<'a> PacketMessage<'a> {
     /// Parses the payload of a packet message (the bytes after its netlink
     /// header), which starts at byte `base` of the buffer being parsed.
-    #[inline]
+    #[inline(always)]
     pub fn parse(payload: &'a [u8], base: usize) -> Result<PacketMessage<'a>, Malformed> {
         let Some(nfgen) = NfGenMsg::parse(payload) else {
             return Err(Malformed {
@@ -554,108 +550,57 @@ impl<'a> PacketMessage<'a> {
                 },
             });
         };
-        // One pass over the attributes records where each type's value is
-        // (the last one wins, as in the kernel's nla_parse); no branch
-        // depends on the type, so the loop runs at the speed of its length
-        // checks. The values are then decoded in a fixed order.
-        let attrs = &payload[NFGENMSG_LEN..];
-        let attrs_base = base + NFGENMSG_LEN;
-        let mut slots = [(0u32, 0u32); SLOTS];
-        let mut present = 0u32;
-        let mut pos = 0usize;
-        while pos < attrs.len() {
-            let rest = &attrs[pos..];
-            let fail = |reason| {
-                Err(Malformed {
-                    offset: attrs_base + pos,
-                    reason,
-                })
-            };
-            let [l0, l1, t0, t1, ..] = *rest else {
-                return fail(Reason::AttrTrailingBytes {
-                    remaining: rest.len(),
-                });
-            };
-            let len = u16::from_ne_bytes([l0, l1]);
-            let kind = u16::from_ne_bytes([t0, t1]) & NLA_TYPE_MASK;
-            let ulen = usize::from(len);
-            if ulen < NLA_HDRLEN {
-                return fail(Reason::AttrLengthBelowHeader { len });
-            }
-            if ulen > rest.len() {
-                return fail(Reason::AttrLengthPastEnd {
-                    kind,
-                    len,
-                    available: rest.len(),
-                });
-            }
-            let slot = usize::from(kind).min(SLOTS - 1);
-            // Positions fit in u32: a netlink message is at most 4 GiB.
-            slots[slot] = (pos as u32, len as u32);
-            present |= 1 << slot;
-            pos += nla_align(ulen);
-        }
-        let value = |kind: u16| -> Option<Attr<'a>> {
-            let slot = usize::from(kind);
-            (present & (1 << slot) != 0).then(|| {
-                let (at, len) = slots[slot];
-                let (at, len) = (at as usize, len as usize);
-                Attr {
-                    offset: attrs_base + at,
-                    kind,
-                    value: attrs.get(at + NLA_HDRLEN..at + len).unwrap_or_default(),
-                }
-            })
+        let mut m = PacketMessage {
+            family: nfgen.family,
+            group: nfgen.group,
+            ..Default::default()
         };
-        let be32 = |kind| value(kind).map(|a| a.be32()).transpose();
-        let be16 = |kind| value(kind).map(|a| a.be16()).transpose();
-        let Some(header) = value(NFULA_PACKET_HDR) else {
+        let mut has_header = false;
+        for attr in Attrs::new(&payload[NFGENMSG_LEN..], base + NFGENMSG_LEN) {
+            let attr = attr?;
+            match attr.kind {
+                NFULA_PACKET_HDR => {
+                    let [p0, p1, hook, _pad] = attr.fixed::<4>()?;
+                    m.hw_protocol = u16::from_be_bytes([p0, p1]);
+                    m.hook = hook;
+                    has_header = true;
+                }
+                NFULA_PAYLOAD => m.payload = Some(attr.value),
+                NFULA_TIMESTAMP => {
+                    let t = attr.fixed::<16>()?;
+                    let (sec, usec) = t.split_at(8);
+                    m.timestamp = Some(Timestamp {
+                        sec: u64::from_be_bytes(sec.try_into().unwrap_or_default()),
+                        usec: u64::from_be_bytes(usec.try_into().unwrap_or_default()),
+                    });
+                }
+                NFULA_IFINDEX_INDEV => m.indev = Some(attr.be32()?),
+                NFULA_IFINDEX_OUTDEV => m.outdev = Some(attr.be32()?),
+                NFULA_SEQ => m.seq = Some(attr.be32()?),
+                NFULA_SEQ_GLOBAL => m.seq_global = Some(attr.be32()?),
+                NFULA_PREFIX => m.prefix = Some(attr.value),
+                NFULA_UID => m.uid = Some(attr.be32()?),
+                NFULA_GID => m.gid = Some(attr.be32()?),
+                NFULA_MARK => m.mark = Some(attr.be32()?),
+                NFULA_IFINDEX_PHYSINDEV => m.physindev = Some(attr.be32()?),
+                NFULA_IFINDEX_PHYSOUTDEV => m.physoutdev = Some(attr.be32()?),
+                NFULA_HWADDR => {
+                    attr.fixed::<12>()?;
+                    m.hwaddr = Some(attr.value);
+                }
+                NFULA_HWTYPE => m.hwtype = Some(attr.be16()?),
+                NFULA_HWLEN => m.hwlen = Some(attr.be16()?),
+                NFULA_HWHEADER => m.hwheader = Some(attr.value),
+                _ => {}
+            }
+        }
+        if !has_header {
             return Err(Malformed {
                 offset: base,
                 reason: Reason::MissingPacketHeader,
             });
-        };
-        let [p0, p1, hook, _pad] = header.fixed::<4>()?;
-        let timestamp = match value(NFULA_TIMESTAMP) {
-            Some(a) => {
-                let t = a.fixed::<16>()?;
-                let (sec, usec) = t.split_at(8);
-                Some(Timestamp {
-                    sec: u64::from_be_bytes(sec.try_into().unwrap_or_default()),
-                    usec: u64::from_be_bytes(usec.try_into().unwrap_or_default()),
-                })
-            }
-            None => None,
-        };
-        let hwaddr = match value(NFULA_HWADDR) {
-            Some(a) => {
-                a.fixed::<12>()?;
-                Some(a.value)
-            }
-            None => None,
-        };
-        Ok(PacketMessage {
-            family: nfgen.family,
-            group: nfgen.group,
-            hw_protocol: u16::from_be_bytes([p0, p1]),
-            hook,
-            prefix: value(NFULA_PREFIX).map(|a| a.value),
-            indev: be32(NFULA_IFINDEX_INDEV)?,
-            outdev: be32(NFULA_IFINDEX_OUTDEV)?,
-            physindev: be32(NFULA_IFINDEX_PHYSINDEV)?,
-            physoutdev: be32(NFULA_IFINDEX_PHYSOUTDEV)?,
-            mark: be32(NFULA_MARK)?,
-            hwaddr,
-            hwtype: be16(NFULA_HWTYPE)?,
-            hwlen: be16(NFULA_HWLEN)?,
-            hwheader: value(NFULA_HWHEADER).map(|a| a.value),
-            timestamp,
-            uid: be32(NFULA_UID)?,
-            gid: be32(NFULA_GID)?,
-            seq: be32(NFULA_SEQ)?,
-            seq_global: be32(NFULA_SEQ_GLOBAL)?,
-            payload: value(NFULA_PAYLOAD).map(|a| a.value),
-        })
+        }
+        Ok(m)
     }
 
     /// The interface the packet was seen on: the input device on the
@@ -674,7 +619,7 @@ impl<'a> PacketMessage<'a> {
     /// time when the kernel sent no timestamp (send hooks; `CLOCK_REALTIME`
     /// ns when the datagram was received). Packets of families other than
     /// IPv4 and IPv6 are refused.
-    #[inline]
+    #[inline(always)]
     pub fn to_record(&self, receive_ns: u64) -> Result<PacketRecord<'a>, NotIp> {
         let family = match self.family {
             AF_INET => Family::IPV4,
@@ -858,6 +803,229 @@ fn ipv6_protocol(data: &[u8]) -> u8 {
     next
 }
 
+// --- parsing a stream of packet messages fast ----------------------------------------
+
+/// Attribute headers a [`Layout`] remembers before the payload.
+const LAYOUT_ATTRS: usize = 24;
+/// Attribute types a [`Layout`] knows the place of (`NFULA_*` up to
+/// `NFULA_HWLEN`).
+const LAYOUT_KINDS: usize = NFULA_HWLEN as usize + 1;
+
+/// Where every attribute of one packet message is, as long as the
+/// messages of a stream keep the same shape (they do: the kernel builds
+/// every message of a rule and device alike, only the payload length
+/// varies).
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// Offsets (in the message payload, after the netlink header) of the
+    /// attribute headers before the payload attribute.
+    offsets: [u16; LAYOUT_ATTRS],
+    /// Those headers as native-endian `u32` (`nla_len | nla_type << 16`).
+    heads: [u32; LAYOUT_ATTRS],
+    /// How many of `offsets`/`heads` are used.
+    count: usize,
+    /// Offset of the payload attribute's header (0: an empty layout).
+    payload_at: usize,
+    /// Value offset and length by attribute type (offset 0: absent; the
+    /// last attribute of a type, as in a full parse).
+    values: [(u16, u16); LAYOUT_KINDS],
+}
+
+impl Layout {
+    const EMPTY: Layout = Layout {
+        offsets: [0; LAYOUT_ATTRS],
+        heads: [0; LAYOUT_ATTRS],
+        count: 0,
+        payload_at: 0,
+        values: [(0, 0); LAYOUT_KINDS],
+    };
+
+    /// The layout of `payload`, a message that parsed as valid, if it is
+    /// one a layout can describe (payload attribute last, small offsets).
+    fn learn(payload: &[u8]) -> Option<Layout> {
+        let mut layout = Layout::EMPTY;
+        for attr in Attrs::new(payload.get(NFGENMSG_LEN..)?, NFGENMSG_LEN) {
+            let attr = attr.ok()?;
+            let at = u16::try_from(attr.offset).ok()?;
+            if attr.kind == NFULA_PAYLOAD {
+                let end = attr.offset + NLA_HDRLEN + attr.value.len();
+                // Only a payload attribute that ends the message.
+                if nla_align(end) < payload.len() {
+                    return None;
+                }
+                layout.payload_at = attr.offset;
+                return Some(layout);
+            }
+            if layout.count == LAYOUT_ATTRS {
+                return None;
+            }
+            let head = payload.get(attr.offset..attr.offset + NLA_HDRLEN)?;
+            layout.offsets[layout.count] = at;
+            layout.heads[layout.count] = u32::from_ne_bytes(head.try_into().ok()?);
+            layout.count += 1;
+            if let Some(v) = layout.values.get_mut(usize::from(attr.kind)) {
+                let len = u16::try_from(attr.value.len()).ok()?;
+                *v = (at + NLA_HDRLEN as u16, len);
+            }
+        }
+        None
+    }
+
+    /// Whether `payload` has exactly this layout: the same attribute
+    /// headers at the same offsets, then a payload attribute that ends the
+    /// message. The loads are independent of each other (no walk).
+    #[inline(always)]
+    fn fits(&self, payload: &[u8]) -> bool {
+        if self.payload_at == 0 {
+            return false; // nothing learnt yet
+        }
+        let Some(&payload_head) = payload
+            .get(self.payload_at..)
+            .and_then(|p| p.first_chunk::<4>())
+        else {
+            return false;
+        };
+        let mut diff = 0u32;
+        for (&at, &head) in self.offsets.iter().zip(&self.heads).take(self.count) {
+            // Every offset lies before payload_at, so this is in bounds.
+            let at = usize::from(at);
+            let bytes = payload.get(at..at + 4).unwrap_or(&[0xff; 4]);
+            diff |= u32::from_ne_bytes(bytes.try_into().unwrap_or_default()) ^ head;
+        }
+        let head = u32::from_ne_bytes(payload_head);
+        let len = (head & 0xffff) as usize;
+        let kind = (head >> 16) as u16 & NLA_TYPE_MASK;
+        diff == 0
+            && kind == NFULA_PAYLOAD
+            && len >= NLA_HDRLEN
+            && self.payload_at + len <= payload.len()
+            && self.payload_at + nla_align(len) >= payload.len()
+    }
+
+    #[inline(always)]
+    fn value<'a>(&self, payload: &'a [u8], kind: u16) -> Option<&'a [u8]> {
+        let (at, len) = self.values[usize::from(kind)];
+        (at != 0).then(|| {
+            let at = usize::from(at);
+            payload.get(at..at + usize::from(len)).unwrap_or_default()
+        })
+    }
+
+    #[inline(always)]
+    fn be32(&self, payload: &[u8], kind: u16) -> Option<u32> {
+        self.value(payload, kind)
+            .map(|v| u32::from_be_bytes(v.first_chunk::<4>().copied().unwrap_or_default()))
+    }
+
+    #[inline(always)]
+    fn be16(&self, payload: &[u8], kind: u16) -> Option<u16> {
+        self.value(payload, kind)
+            .map(|v| u16::from_be_bytes(v.first_chunk::<2>().copied().unwrap_or_default()))
+    }
+
+    /// The message, read at the known places (`fits` said they hold).
+    #[inline(always)]
+    fn read<'a>(&self, payload: &'a [u8]) -> PacketMessage<'a> {
+        let [family, _version, g0, g1, ..] = *payload else {
+            return PacketMessage::default();
+        };
+        let header = self.value(payload, NFULA_PACKET_HDR).unwrap_or_default();
+        let [p0, p1, hook, ..] = *header else {
+            return PacketMessage::default();
+        };
+        let timestamp = self.value(payload, NFULA_TIMESTAMP).map(|t| {
+            let t = t.first_chunk::<16>().copied().unwrap_or_default();
+            let (sec, usec) = t.split_at(8);
+            Timestamp {
+                sec: u64::from_be_bytes(sec.try_into().unwrap_or_default()),
+                usec: u64::from_be_bytes(usec.try_into().unwrap_or_default()),
+            }
+        });
+        let data_at = self.payload_at + NLA_HDRLEN;
+        let data_len = payload.get(self.payload_at..data_at).map_or(0, |h| {
+            usize::from(u16::from_ne_bytes([h[0], h[1]])).saturating_sub(NLA_HDRLEN)
+        });
+        PacketMessage {
+            family,
+            group: u16::from_be_bytes([g0, g1]),
+            hw_protocol: u16::from_be_bytes([p0, p1]),
+            hook,
+            prefix: self.value(payload, NFULA_PREFIX),
+            indev: self.be32(payload, NFULA_IFINDEX_INDEV),
+            outdev: self.be32(payload, NFULA_IFINDEX_OUTDEV),
+            physindev: self.be32(payload, NFULA_IFINDEX_PHYSINDEV),
+            physoutdev: self.be32(payload, NFULA_IFINDEX_PHYSOUTDEV),
+            mark: self.be32(payload, NFULA_MARK),
+            hwaddr: self.value(payload, NFULA_HWADDR),
+            hwtype: self.be16(payload, NFULA_HWTYPE),
+            hwlen: self.be16(payload, NFULA_HWLEN),
+            hwheader: self.value(payload, NFULA_HWHEADER),
+            timestamp,
+            uid: self.be32(payload, NFULA_UID),
+            gid: self.be32(payload, NFULA_GID),
+            seq: self.be32(payload, NFULA_SEQ),
+            seq_global: self.be32(payload, NFULA_SEQ_GLOBAL),
+            payload: Some(payload.get(data_at..data_at + data_len).unwrap_or_default()),
+        }
+    }
+}
+
+/// Parses the packet messages of one NFLOG stream, fast.
+///
+/// Gives exactly what [`PacketMessage::parse`] gives, for every input. It
+/// remembers the layout of the last two message shapes it parsed (e.g.
+/// input packets and output packets); a message with the same attribute
+/// headers at the same offsets (only the payload length may differ) is
+/// validated by comparing those headers, which are independent loads,
+/// instead of by walking the attribute chain, where each attribute's
+/// position depends on the previous one's length.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketParser {
+    layouts: [Layout; 2],
+}
+
+impl Default for PacketParser {
+    fn default() -> PacketParser {
+        PacketParser {
+            layouts: [Layout::EMPTY; 2],
+        }
+    }
+}
+
+impl PacketParser {
+    /// Parses the payload of a packet message (the bytes after its netlink
+    /// header), which starts at byte `base` of the buffer being parsed.
+    #[inline(always)]
+    pub fn parse<'a>(
+        &mut self,
+        payload: &'a [u8],
+        base: usize,
+    ) -> Result<PacketMessage<'a>, Malformed> {
+        if self.layouts[0].fits(payload) {
+            return Ok(self.layouts[0].read(payload));
+        }
+        self.parse_other(payload, base)
+    }
+
+    #[inline(never)]
+    fn parse_other<'a>(
+        &mut self,
+        payload: &'a [u8],
+        base: usize,
+    ) -> Result<PacketMessage<'a>, Malformed> {
+        if self.layouts[1].fits(payload) {
+            self.layouts.swap(0, 1);
+            return Ok(self.layouts[0].read(payload));
+        }
+        let message = PacketMessage::parse(payload, base)?;
+        if let Some(layout) = Layout::learn(payload) {
+            self.layouts[1] = self.layouts[0];
+            self.layouts[0] = layout;
+        }
+        Ok(message)
+    }
+}
+
 // --- walking a received buffer -----------------------------------------------------
 
 /// A typed message from NETLINK_NETFILTER.
@@ -902,16 +1070,35 @@ pub struct Item<'a> {
 /// `NLMSG_NEXT` with every length checked). Yields `Err` for a malformed
 /// message and goes on, unless its framing is broken (then nothing after
 /// it can be found and the walk ends).
+///
+/// Packet messages are parsed with a [`PacketParser`]; pass the one of the
+/// previous datagram ([`Walker::with_parser`], [`Walker::parser`]) so that
+/// the layouts it learnt carry over.
 #[derive(Clone, Debug)]
 pub struct Walker<'a> {
     buf: &'a [u8],
     pos: usize,
+    parser: PacketParser,
 }
 
 impl<'a> Walker<'a> {
     /// Walks `buf`, what one `recv` returned.
     pub fn new(buf: &'a [u8]) -> Walker<'a> {
-        Walker { buf, pos: 0 }
+        Walker::with_parser(buf, PacketParser::default())
+    }
+
+    /// Walks `buf` with `parser` (and the layouts it already knows).
+    pub fn with_parser(buf: &'a [u8], parser: PacketParser) -> Walker<'a> {
+        Walker {
+            buf,
+            pos: 0,
+            parser,
+        }
+    }
+
+    /// The parser, with what it learnt during the walk.
+    pub fn parser(&self) -> PacketParser {
+        self.parser
     }
 
     fn stop(&mut self, offset: usize, reason: Reason) -> Option<Result<Item<'a>, Malformed>> {
@@ -923,7 +1110,7 @@ impl<'a> Walker<'a> {
 impl<'a> Iterator for Walker<'a> {
     type Item = Result<Item<'a>, Malformed>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         let offset = self.pos;
         let rest = self.buf.get(offset..)?;
@@ -954,7 +1141,10 @@ impl<'a> Iterator for Walker<'a> {
         self.pos = offset.saturating_add(nlmsg_align(len)).min(self.buf.len());
         let payload = &rest[NLMSG_HDRLEN..len];
         let message = match header.msg_type {
-            MSG_PACKET => PacketMessage::parse(payload, offset + NLMSG_HDRLEN).map(Message::Packet),
+            MSG_PACKET => self
+                .parser
+                .parse(payload, offset + NLMSG_HDRLEN)
+                .map(Message::Packet),
             NLMSG_DONE => Ok(Message::Done),
             NLMSG_ERROR => match *payload {
                 [e0, e1, e2, e3, ..] => Ok(Message::Error {

@@ -13,24 +13,36 @@ pub struct Hook(pub u8);
 impl Hook {
     /// `NF_INET_PRE_ROUTING`: a received packet, before routing.
     pub const PRE_ROUTING: Hook = Hook(0);
+    /// `NF_INET_LOCAL_IN`: a received packet for this host (NFLOG rules).
+    pub const LOCAL_IN: Hook = Hook(1);
+    /// `NF_INET_FORWARD`: a packet being routed through (NFLOG rules).
+    pub const FORWARD: Hook = Hook(2);
     /// `NF_INET_LOCAL_OUT`: a locally generated packet, on its way out.
     pub const LOCAL_OUT: Hook = Hook(3);
+    /// `NF_INET_POST_ROUTING`: a packet about to leave (NFLOG rules).
+    pub const POST_ROUTING: Hook = Hook(4);
 
     /// Short name used by the CLI and reports (`pre`, `out`).
     pub fn name(self) -> &'static str {
         match self {
             Hook::PRE_ROUTING => "pre",
+            Hook::LOCAL_IN => "in",
+            Hook::FORWARD => "forward",
             Hook::LOCAL_OUT => "out",
+            Hook::POST_ROUTING => "post",
             _ => "unknown",
         }
     }
 
     /// Whether the packet was coming in (`Some(true)`), going out
-    /// (`Some(false)`) or this version cannot tell (`None`).
+    /// (`Some(false)`) or this version cannot tell (`None`). The ifindex a
+    /// record carries is the input device for the first three hooks and the
+    /// output device for the last two, so a forwarded packet counts as
+    /// inbound on its input device.
     pub fn inbound(self) -> Option<bool> {
         match self {
-            Hook::PRE_ROUTING => Some(true),
-            Hook::LOCAL_OUT => Some(false),
+            Hook::PRE_ROUTING | Hook::LOCAL_IN | Hook::FORWARD => Some(true),
+            Hook::LOCAL_OUT | Hook::POST_ROUTING => Some(false),
             _ => None,
         }
     }

@@ -4,8 +4,8 @@
 
 use imp2_format::Family;
 use imp2_format::nflog::{
-    Attrs, ConfigRequest, CopyMode, Message, PacketMessage, Timestamp, Walker, consts, emit_done,
-    ip_orig_len, ip_protocol,
+    Attrs, ConfigRequest, CopyMode, Message, PacketMessage, PacketParser, Timestamp, Walker,
+    consts, emit_done, ip_orig_len, ip_protocol,
 };
 use imp2_format::record::PROTO_UNKNOWN;
 use proptest::prelude::*;
@@ -214,5 +214,63 @@ proptest! {
         check_walk(&buf);
         let n = cut.index(buf.len() + 1);
         check_walk(&buf[..n]);
+    }
+
+    /// The layout cache changes nothing: over a stream of messages of a
+    /// few shapes (payload lengths varying), some of them damaged, the
+    /// parser gives exactly what the stateless parse gives, message by
+    /// message, whichever layouts it holds.
+    #[test]
+    fn the_layout_cache_parses_exactly_like_the_full_parse(
+        shapes in proptest::collection::vec(owned(), 1..4),
+        picks in proptest::collection::vec(
+            (any::<prop::sample::Index>(), 0usize..400, proptest::option::of((any::<prop::sample::Index>(), any::<u8>()))),
+            1..40,
+        ),
+    ) {
+        let mut parser = PacketParser::default();
+        for (shape, payload_len, damage) in picks {
+            let mut m = shapes[shape.index(shapes.len())].clone();
+            if m.payload.is_some() {
+                m.payload = Some(vec![0x45; payload_len]);
+            }
+            let mut buf = Vec::new();
+            m.view().emit(&mut buf);
+            if let Some((at, v)) = damage {
+                let i = at.index(buf.len() - 16) + 16;
+                buf[i] = v;
+            }
+            let payload = &buf[16..];
+            let fast = parser.parse(payload, 16);
+            let full = PacketMessage::parse(payload, 16);
+            prop_assert_eq!(fast, full);
+        }
+    }
+
+    /// Walking with a parser carried over from earlier datagrams gives the
+    /// same items as a fresh walk.
+    #[test]
+    fn walking_with_a_warm_parser_changes_nothing(
+        first in proptest::collection::vec(owned(), 1..4),
+        second in proptest::collection::vec(owned(), 1..4),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+    ) {
+        let mut a = Vec::new();
+        for m in &first {
+            m.view().emit(&mut a);
+        }
+        let mut b = Vec::new();
+        for m in &second {
+            m.view().emit(&mut b);
+        }
+        for (at, v) in flips {
+            let i = at.index(b.len());
+            b[i] = v;
+        }
+        let mut warm = Walker::new(&a);
+        for _ in &mut warm {}
+        let warm: Vec<_> = Walker::with_parser(&b, warm.parser()).collect();
+        let cold: Vec<_> = Walker::new(&b).collect();
+        prop_assert_eq!(warm, cold);
     }
 }

@@ -1,10 +1,11 @@
 //! Untrusted NETLINK_NETFILTER datagrams (what imp2-record receives from
 //! NFLOG): the walker never panics, everything it yields lies inside the
-//! buffer, a record never carries more than its original length, and every
-//! packet message it accepts re-encodes to a message that parses the same.
+//! buffer, a record never carries more than its original length, every
+//! packet message it accepts re-encodes to a message that parses the same,
+//! and the parser's layout cache never changes a result.
 #![no_main]
 
-use imp2_format::nflog::{ConfigRequest, Message, Walker};
+use imp2_format::nflog::{ConfigRequest, Message, PacketMessage, Walker};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     for item in Walker::new(data).flatten() {
         assert!(item.offset + item.header.len as usize <= data.len());
         if let Message::Packet(p) = item.message {
-            for s in [p.prefix, p.payload, p.hwaddr, p.hwheader].into_iter().flatten() {
+            for s in [p.prefix, p.payload, p.hwaddr, p.hwheader]
+                .into_iter()
+                .flatten()
+            {
                 assert!(inside(s));
             }
             if let Ok(r) = p.to_record(0) {
@@ -31,6 +35,23 @@ fuzz_target!(|data: &[u8]| {
                 Ok(ref i) => assert_eq!(i.message, Message::Packet(p)),
                 Err(e) => panic!("re-encoded message does not parse: {e}"),
             }
+        }
+    }
+    // The layout cache of a walker changes nothing: a parser warmed up on
+    // the first part of the input parses the rest exactly like a fresh
+    // walk, and every packet exactly like the stateless parse.
+    let split = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+    let (first, second) = data.split_at(split);
+    let mut warm = Walker::new(first);
+    for _ in &mut warm {}
+    let warm_items: Vec<_> = Walker::with_parser(second, warm.parser()).collect();
+    let cold_items: Vec<_> = Walker::new(second).collect();
+    assert_eq!(warm_items, cold_items);
+    for item in cold_items.iter().flatten() {
+        if let Message::Packet(p) = item.message {
+            let start = item.offset + 16;
+            let end = item.offset + item.header.len as usize;
+            assert_eq!(PacketMessage::parse(&second[start..end], start), Ok(p));
         }
     }
     if let Ok(c) = ConfigRequest::parse(data, 0) {

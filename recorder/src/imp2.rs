@@ -158,7 +158,18 @@ impl Decoder {
         let mut has_trailer = false;
         let mut malformed = false;
         let mut records = 0u32;
-        for item in BatchWalker::new(buf) {
+        let mut walker = BatchWalker::new(buf);
+        loop {
+            // Records take the walker's fast path, straight into the log;
+            // everything else (the trailer, errors) comes through `next`.
+            if let Some(record) = walker.next_record() {
+                records += 1;
+                sink.append(&record)?;
+                continue;
+            }
+            let Some(item) = walker.next() else {
+                break;
+            };
             let item = match item {
                 Ok(item) => item,
                 Err(m) => {

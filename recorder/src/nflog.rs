@@ -21,7 +21,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use imp2_format::Family;
 use imp2_format::log::{Losses, WriteError};
-use imp2_format::nflog::{ConfigRequest, CopyMode, Malformed, Message, Walker, consts};
+use imp2_format::nflog::{
+    ConfigRequest, CopyMode, Malformed, Message, PacketParser, Walker, consts,
+};
 use imp2_format::wire::abi::{FAMILY_F_IPV4, FAMILY_F_IPV6};
 use netlink_sys::{Socket, SocketAddr};
 
@@ -151,6 +153,8 @@ struct Decoder {
     unbind_seq: Option<u32>,
     unbind_errno: Option<i32>,
     last_malformed: Option<Malformed>,
+    /// Message layouts learnt so far (the fast path of the parse).
+    parser: PacketParser,
 }
 
 impl NflogSource {
@@ -189,25 +193,31 @@ impl NflogSource {
             rcvbuf_capped,
             settings,
             request_seq: 0,
-            decoder: Decoder {
-                group: settings.group,
-                families: settings.families,
-                next_seq: 0,
-                packets: 0,
-                seq_gaps: 0,
-                seq_backwards: 0,
-                without_seq: 0,
-                receive_time_stamps: 0,
-                not_ip: 0,
-                filtered: 0,
-                other_messages: 0,
-                unbind_seq: None,
-                unbind_errno: None,
-                last_malformed: None,
-            },
+            decoder: NflogSource::decoder(&settings),
             started: None,
             hint_shown: false,
         })
+    }
+
+    /// The decoder's initial state for `settings`.
+    fn decoder(settings: &Settings) -> Decoder {
+        Decoder {
+            group: settings.group,
+            families: settings.families,
+            next_seq: 0,
+            packets: 0,
+            seq_gaps: 0,
+            seq_backwards: 0,
+            without_seq: 0,
+            receive_time_stamps: 0,
+            not_ip: 0,
+            filtered: 0,
+            other_messages: 0,
+            unbind_seq: None,
+            unbind_errno: None,
+            last_malformed: None,
+            parser: PacketParser::default(),
+        }
     }
 
     /// Receive buffer granted, bytes.
@@ -446,7 +456,9 @@ impl Decoder {
         // CLOCK_REALTIME when this datagram was handled, read once, only if
         // a packet lacks the kernel's timestamp.
         let mut received_ns = None;
-        for item in Walker::new(buf) {
+        // The parser keeps the layouts it learnt across datagrams.
+        let mut walker = Walker::with_parser(buf, self.parser);
+        for item in &mut walker {
             let item = match item {
                 Ok(item) => item,
                 // The cut end of a truncated datagram is not malformed.
@@ -504,6 +516,7 @@ impl Decoder {
                 }
             }
         }
+        self.parser = walker.parser();
         if malformed {
             losses.malformed_messages += 1;
         }
@@ -513,8 +526,11 @@ impl Decoder {
 }
 
 /// Why BIND answered EPERM: the group belongs to another socket, or we lack
-/// CAP_NET_ADMIN. `/proc/net/netfilter/nfnetlink_log` tells which.
+/// CAP_NET_ADMIN. `/proc/net/netfilter/nfnetlink_log` (readable by root)
+/// names the group's owner; our own effective capabilities tell the rest.
 fn explain_eperm(group: u16, own_port: u32) -> String {
+    let no_cap = "configuring NFLOG needs CAP_NET_ADMIN: run imp2-record as root or give it \
+                  cap_net_admin (setcap cap_net_admin+ep imp2-record)";
     match group_owner(group) {
         Some(port) if port != own_port => {
             let who = match process_of_netlink_port(port) {
@@ -526,16 +542,31 @@ fn explain_eperm(group: u16, own_port: u32) -> String {
                  record another group with --source nflog:GROUP"
             )
         }
-        Some(_) => format!("the kernel refused to bind NFLOG group {group} (EPERM)"),
-        None if std::fs::File::open(NFNETLINK_LOG_PROC).is_err() => format!(
-            "binding NFLOG group {group} was refused (EPERM): configuring NFLOG needs \
-             CAP_NET_ADMIN (run imp2-record as root or `setcap cap_net_admin+ep imp2-record`), \
-             or another program (ulogd?) holds the group"
-        ),
-        None => "configuring NFLOG needs CAP_NET_ADMIN: run imp2-record as root or give it \
-                 cap_net_admin (setcap cap_net_admin+ep imp2-record)"
-            .into(),
+        _ => match has_net_admin() {
+            Some(false) => no_cap.into(),
+            Some(true) => format!(
+                "NFLOG group {group} is already bound by another program (ulogd?): stop it or \
+                 record another group with --source nflog:GROUP"
+            ),
+            None => format!(
+                "binding NFLOG group {group} was refused (EPERM): {no_cap}; or another program \
+                 (ulogd?) holds the group"
+            ),
+        },
     }
+}
+
+/// Whether this process has CAP_NET_ADMIN in its effective set (`CapEff`
+/// of `/proc/self/status`); `None` when that cannot be read.
+fn has_net_admin() -> Option<bool> {
+    const CAP_NET_ADMIN: u32 = 12;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    let caps = u64::from_str_radix(hex, 16).ok()?;
+    Some(caps & (1 << CAP_NET_ADMIN) != 0)
 }
 
 const NFNETLINK_LOG_PROC: &str = "/proc/net/netfilter/nfnetlink_log";
@@ -584,4 +615,233 @@ fn process_of_netlink_port(port: u32) -> Option<(u32, String)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imp2_format::log::{LogHeader, LogWriter};
+    use imp2_format::nflog::{PacketMessage, Timestamp, emit_done};
+    use imp2_format::wire::NlHeader;
+
+    use crate::interfaces::KnownInterfaces;
+
+    const IP: [u8; 28] = [
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 199, 0, 1, 10, 199, 0, 2, 0x30, 0x39, 0x27,
+        0x0f, 0, 8, 0, 0,
+    ];
+
+    fn decoder(families: u32) -> Decoder {
+        let settings = Settings {
+            group: 3,
+            snaplen: 100,
+            bufsize: 131_072,
+            qthresh: 10,
+            flush_ms: 100,
+            rcvbuf: 1 << 20,
+            families,
+        };
+        NflogSource::decoder(&settings)
+    }
+
+    fn sink(dir: &tempfile::TempDir) -> Sink {
+        let header = LogHeader {
+            version: (1, 0),
+            tsresol_digits: 6,
+            ..Default::default()
+        };
+        let writer = LogWriter::create(&dir.path().join("t.log"), &header).unwrap();
+        let mut known = KnownInterfaces::default();
+        known.insert(1);
+        Sink::new(writer, known, u64::MAX)
+    }
+
+    fn packet(seq: u32, family: u8, stamped: bool) -> PacketMessage<'static> {
+        PacketMessage {
+            family,
+            group: 3,
+            hw_protocol: 0x0800,
+            hook: if stamped { 1 } else { 3 },
+            indev: Some(1),
+            outdev: Some(1),
+            timestamp: stamped.then_some(Timestamp { sec: 7, usec: 8 }),
+            seq: Some(seq),
+            payload: Some(&IP),
+            ..Default::default()
+        }
+    }
+
+    fn datagram(seqs: impl IntoIterator<Item = u32>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for seq in seqs {
+            packet(seq, consts::AF_INET, true).emit(&mut buf);
+        }
+        emit_done(3, &mut buf);
+        buf
+    }
+
+    #[test]
+    fn sequence_gaps_are_lost_packets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&dir);
+        let mut d = decoder(FAMILY_F_IPV4 | FAMILY_F_IPV6);
+        // Packets 0-2, then 3-5 lost (a buffer the kernel could not
+        // deliver), then 6-7; then 8-9 lost and 10.
+        d.decode(&datagram(0..3), false, &mut sink).unwrap();
+        d.decode(&datagram(6..8), false, &mut sink).unwrap();
+        d.decode(&datagram([10]), false, &mut sink).unwrap();
+        assert_eq!(sink.written, 6);
+        assert_eq!(sink.losses().gap_records, 5);
+        assert_eq!(sink.losses().gap_batches, 2);
+        assert_eq!((d.seq_gaps, d.seq_backwards, d.packets), (2, 0, 6));
+    }
+
+    #[test]
+    fn the_first_packet_is_seq_0_and_wraparound_is_no_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&dir);
+        let mut d = decoder(FAMILY_F_IPV4);
+        // Two packets logged before the first one received were lost.
+        d.decode(&datagram([2]), false, &mut sink).unwrap();
+        assert_eq!(sink.losses().gap_records, 2);
+        d.next_seq = u32::MAX - 1;
+        d.decode(&datagram([u32::MAX - 1, u32::MAX, 0, 1]), false, &mut sink)
+            .unwrap();
+        assert_eq!(sink.losses().gap_records, 2);
+        // Going backwards is counted, never turned into a huge loss.
+        d.decode(&datagram([0]), false, &mut sink).unwrap();
+        assert_eq!(sink.losses().gap_records, 2);
+        assert_eq!(d.seq_backwards, 1);
+        assert_eq!(sink.written, 6);
+    }
+
+    #[test]
+    fn families_timestamps_and_other_messages_are_sorted_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&dir);
+        let mut d = decoder(FAMILY_F_IPV4);
+        let mut buf = Vec::new();
+        packet(0, consts::AF_INET, false).emit(&mut buf); // recorded, receive time
+        packet(1, consts::AF_INET6, true).emit(&mut buf); // --family 4: filtered
+        packet(2, 7, true).emit(&mut buf); // bridge/ARP family: not IP
+        let mut other = packet(3, consts::AF_INET, true);
+        other.group = 4; // another group: not ours
+        other.emit(&mut buf);
+        let before = now_ns();
+        d.decode(&buf, false, &mut sink).unwrap();
+        assert_eq!(sink.written, 1);
+        assert_eq!(
+            (
+                d.receive_time_stamps,
+                d.filtered,
+                d.not_ip,
+                d.other_messages
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(d.packets, 3);
+        assert!(sink.losses().is_zero(), "{:?}", sink.losses());
+        let footer = sink.into_writer().finish(now_ns()).unwrap();
+        assert!(footer.first_ns >= before, "receive time used: {footer:?}");
+    }
+
+    #[test]
+    fn truncated_and_malformed_datagrams_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&dir);
+        let mut d = decoder(FAMILY_F_IPV4);
+        let full = datagram(0..3);
+        // Cut inside the third message: two kept, the cut is not malformed.
+        d.decode(&full[..full.len() - 40], true, &mut sink).unwrap();
+        assert_eq!(sink.written, 2);
+        assert_eq!(sink.losses().truncated_batches, 1);
+        assert_eq!(sink.losses().malformed_messages, 0);
+        // The next packet reveals the cut one as a gap.
+        d.decode(&datagram([3]), false, &mut sink).unwrap();
+        assert_eq!(sink.losses().gap_records, 1);
+        // A packet message without its header attribute: malformed, once.
+        let mut bad = datagram(4..6);
+        bad[22] = 0xee; // retype NFULA_PACKET_HDR of the first message
+        d.decode(&bad, false, &mut sink).unwrap();
+        assert_eq!(sink.losses().malformed_messages, 1);
+        assert_eq!(sink.written, 4);
+        assert!(d.last_malformed.is_some());
+    }
+
+    #[test]
+    fn the_unbind_ack_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = sink(&dir);
+        let mut d = decoder(FAMILY_F_IPV4);
+        d.unbind_seq = Some(9);
+        let ack = |seq: u32| {
+            let mut b = vec![0u8; 36];
+            NlHeader {
+                len: 36,
+                msg_type: 2,
+                flags: 0,
+                seq,
+                pid: 0,
+            }
+            .write(&mut b);
+            NlHeader {
+                len: 28,
+                msg_type: consts::MSG_CONFIG,
+                flags: 5,
+                seq,
+                pid: 1,
+            }
+            .write(&mut b[20..]);
+            b
+        };
+        d.decode(&ack(8), false, &mut sink).unwrap();
+        assert_eq!(d.unbind_errno, None);
+        assert_eq!(d.other_messages, 1);
+        d.decode(&ack(9), false, &mut sink).unwrap();
+        assert_eq!(d.unbind_errno, Some(0));
+    }
+
+    #[test]
+    fn settings_are_checked_and_the_bind_carries_them_all() {
+        let ok = Settings {
+            group: 5,
+            snaplen: 70_000,
+            bufsize: 131_072,
+            qthresh: 4096,
+            flush_ms: 95,
+            rcvbuf: 1 << 20,
+            families: FAMILY_F_IPV4,
+        };
+        assert!(ok.validate().is_ok());
+        assert!(
+            Settings {
+                bufsize: 4095,
+                ..ok
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Settings {
+                bufsize: 131_073,
+                ..ok
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(Settings { qthresh: 0, ..ok }.validate().is_err());
+        let bind = ok.bind_request();
+        assert_eq!(bind.command, Some(consts::CMD_BIND));
+        assert_eq!(
+            bind.mode,
+            Some(CopyMode {
+                mode: consts::COPY_PACKET,
+                range: 65_531
+            })
+        );
+        assert_eq!(bind.timeout, Some(10), "95 ms rounds up to 10 hundredths");
+        assert_eq!(bind.flags, Some(consts::CFG_F_SEQ));
+        assert_eq!(bind.nlbufsiz, Some(131_072));
+        assert_eq!(bind.qthresh, Some(4096));
+    }
 }

@@ -67,7 +67,7 @@ fn write_log(dir: &Path, close: bool) -> PathBuf {
     })
     .unwrap();
     w.append(&rec(T + 999, 4, pre, v6, 58, &d, 40)).unwrap();
-    w.append(&rec(T + 5, 8, Hook(1), v6, 99, &d[..1], 1))
+    w.append(&rec(T + 5, 8, Hook(7), v6, 99, &d[..1], 1))
         .unwrap();
     w.append(&rec(T + 6, 8, out, Family(7), 255, &d[..0], 0))
         .unwrap();
@@ -127,7 +127,7 @@ fn json_summary() {
             {"ifindex": 8, "name": "if8", "records": 2},
         ])
     );
-    assert_eq!(v["hooks"], json!({"pre": 2, "out": 2, "hook1": 1}));
+    assert_eq!(v["hooks"], json!({"pre": 2, "out": 2, "hook7": 1}));
     assert_eq!(v["families"], json!({"ipv4": 2, "ipv6": 2, "family7": 1}));
     assert_eq!(
         v["protocols"],
@@ -191,7 +191,7 @@ fn text_report() {
         "span        0.000000999 s",
         "101 captured, 1561 original",
         "if8 (ifindex 8): 2 records",
-        "hook1 1, out 2, pre 2",
+        "hook7 1, out 2, pre 2",
         "6 records lost (kernel_nomem 2, gap_records 4; gap_batches 1, socket_errors 1)",
         "closed cleanly",
         "10^-6 s",

@@ -339,7 +339,10 @@ fn time_formatting() {
 fn epb_flags_by_hook() {
     assert_eq!(epb_flags(Hook::PRE_ROUTING), 1);
     assert_eq!(epb_flags(Hook::LOCAL_OUT), 2);
-    assert_eq!(epb_flags(Hook(1)), 0);
+    assert_eq!(epb_flags(Hook::LOCAL_IN), 1);
+    assert_eq!(epb_flags(Hook::FORWARD), 1);
+    assert_eq!(epb_flags(Hook::POST_ROUTING), 2);
+    assert_eq!(epb_flags(Hook(7)), 0);
 }
 
 /// Pins what the pinned pcap-file (3.0.0-rc.3) does with times, the reason

@@ -524,55 +524,118 @@ impl Prev {
 
 /// Encodes `r` at the start of `out` and returns its length. `out` must
 /// hold `MAX_RECORD_OVERHEAD + r.data.len()` bytes and `r.data.len()` must
-/// not exceed `r.orig_len` (the writer checks both).
-#[inline]
+/// not exceed `r.orig_len` (the writer checks both). Bytes of `out` past
+/// the returned length may be overwritten (scratch of the varint stores).
+///
+/// This is the writer's hot path: the common case (a standard hook and
+/// family, small varints, a small packet) runs without loops or calls, and
+/// it is inlined into `LogWriter::append` (so into the caller's loop).
+#[inline(always)]
 pub(crate) fn encode_record(out: &mut [u8], r: &PacketRecord<'_>, prev: &mut Prev) -> usize {
-    let mut flags = match (r.hook, r.family) {
-        (Hook::PRE_ROUTING, Family::IPV4) => 0,
-        (Hook::LOCAL_OUT, Family::IPV4) => F_OUT,
-        (Hook::PRE_ROUTING, Family::IPV6) => F_IPV6,
-        (Hook::LOCAL_OUT, Family::IPV6) => F_OUT | F_IPV6,
-        _ => F_EXT,
-    };
-    if r.ifindex == prev.ifindex {
-        flags |= F_SAME_IF;
-    }
-    if r.protocol == prev.protocol {
-        flags |= F_SAME_PROTO;
-    }
-    let cap_len = r.data.len() as u32;
-    if cap_len != r.orig_len {
-        flags |= F_CAPLEN;
-    }
+    let data = r.data;
+    let cap_len = data.len() as u32;
+    // One bounds check for the whole record: every store below then lies
+    // within `out` (the compiler still checks the variable offsets, but
+    // those checks always pass and are never mispredicted).
+    let out = &mut out[..MAX_RECORD_OVERHEAD + data.len()];
+    let mut flags = record_flags(r.hook, r.family);
+    flags |= F_SAME_IF * u8::from(r.ifindex == prev.ifindex);
+    flags |= F_SAME_PROTO * u8::from(r.protocol == prev.protocol);
+    flags |= F_CAPLEN * u8::from(cap_len != r.orig_len);
     out[0] = flags;
-    let mut n = 1;
-    n += put_varint(
-        &mut out[n..],
-        zigzag(r.tstamp_ns.wrapping_sub(prev.ts) as i64),
-    );
+    let delta = zigzag(r.tstamp_ns.wrapping_sub(prev.ts) as i64);
+    let mut n = put_varint_at(out, 1, delta);
     if flags & F_EXT != 0 {
         out[n] = r.hook.0;
         out[n + 1] = r.family.0;
         n += 2;
     }
     if flags & F_SAME_IF == 0 {
-        n += put_varint(&mut out[n..], u64::from(r.ifindex));
+        n = put_varint_at(out, n, u64::from(r.ifindex));
     }
     if flags & F_SAME_PROTO == 0 {
         out[n] = r.protocol;
         n += 1;
     }
-    n += put_varint(&mut out[n..], u64::from(r.orig_len));
+    n = put_varint_at(out, n, u64::from(r.orig_len));
     if flags & F_CAPLEN != 0 {
-        n += put_varint(&mut out[n..], u64::from(cap_len));
+        n = put_varint_at(out, n, u64::from(cap_len));
     }
-    out[n..n + r.data.len()].copy_from_slice(r.data);
+    copy_data(&mut out[n..n + data.len()], data);
     *prev = Prev {
         ts: r.tstamp_ns,
         ifindex: r.ifindex,
         protocol: r.protocol,
     };
-    n + r.data.len()
+    n + data.len()
+}
+
+/// The OUT, IPV6 and EXT flag bits of a hook and family, without branches
+/// (the mix of hooks and families in real traffic is not predictable): two
+/// table lookups, whose bit 7 marks a value that needs EXT.
+#[inline(always)]
+fn record_flags(hook: Hook, family: Family) -> u8 {
+    const NOT_STANDARD: u8 = 0x80;
+    const fn table(a: u8, a_bits: u8, b: u8, b_bits: u8) -> [u8; 256] {
+        let mut t = [NOT_STANDARD; 256];
+        t[a as usize] = a_bits;
+        t[b as usize] = b_bits;
+        t
+    }
+    static HOOK_BITS: [u8; 256] = table(Hook::PRE_ROUTING.0, 0, Hook::LOCAL_OUT.0, F_OUT);
+    static FAMILY_BITS: [u8; 256] = table(Family::IPV4.0, 0, Family::IPV6.0, F_IPV6);
+    let bits = HOOK_BITS[usize::from(hook.0)] | FAMILY_BITS[usize::from(family.0)];
+    if bits & NOT_STANDARD != 0 {
+        F_EXT
+    } else {
+        bits
+    }
+}
+
+/// Writes `v` as a varint at `out[at..]` and returns the position after it.
+///
+/// Values below 2^14 (time deltas up to 8 µs, packet lengths up to
+/// 16 KiB: nearly every value) take a branch-free path, since whether they
+/// need one byte or two depends on the traffic and would be mispredicted:
+/// both bytes are stored, and when one is enough the second is scratch,
+/// overwritten by the next field or lying past the record. The longest
+/// record with a one-byte varint last is 4 bytes shorter than
+/// `MAX_RECORD_OVERHEAD`, so the scratch byte stays within `out`.
+#[inline(always)]
+fn put_varint_at(out: &mut [u8], at: usize, v: u64) -> usize {
+    if v < 1 << 14 {
+        let long = u64::from(v >= 0x80);
+        // Bits 7-13 move up one place to byte 1: `(v & 0x7f) + 2 * (v &
+        // 0x3f80)`; bit 7 of byte 0 is the continuation bit.
+        let word = v + (v & 0x3f80) + (long << 7);
+        out[at..at + 2].copy_from_slice(&(word as u16).to_le_bytes());
+        at + 1 + long as usize
+    } else {
+        at + put_varint(&mut out[at..], v)
+    }
+}
+
+/// `dst.copy_from_slice(src)` for equal lengths, with packets of 16 to 64
+/// bytes (TCP ACKs, DNS, snaplen-cut headers) copied by two or four
+/// overlapping 16-byte moves inline instead of a call into `memcpy`, whose
+/// call and size dispatch cost as much as the copy itself at that size.
+#[inline(always)]
+fn copy_data(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        // Never: the caller slices `dst` to `src`'s length. Lets the
+        // compiler drop the bounds checks below.
+        return dst.copy_from_slice(src);
+    }
+    if (32..=64).contains(&n) {
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[n - 32..].copy_from_slice(&src[n - 32..]);
+    } else if (16..32).contains(&n) {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else {
+        dst.copy_from_slice(src);
+    }
 }
 
 /// Decodes a whole RECORDS payload into `out` (cleared first). On error

@@ -207,7 +207,99 @@ impl<'a> BatchWalker<'a> {
 impl<'a> Iterator for BatchWalker<'a> {
     type Item = Result<WalkItem<'a>, Malformed>;
 
+    /// Record messages take [`BatchWalker::next_record`]'s fast path
+    /// (inlined: a caller that uses neither the header nor the offset does
+    /// not pay for them); everything else goes to the out-of-line
+    /// [`BatchWalker::next_slow`].
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        let offset = self.pos;
+        match self.next_record_with_header() {
+            Some((header, record)) => Some(Ok(WalkItem {
+                offset,
+                header,
+                message: Message::Record(record),
+            })),
+            None => self.next_slow(),
+        }
+    }
+}
+
+impl<'a> BatchWalker<'a> {
+    /// The next message if it is a well-formed RECORD, which it then steps
+    /// over; `None` (without moving) for anything else: another type, a
+    /// malformed message or the end, which [`Iterator::next`] then yields.
+    ///
+    /// The hot loop of a consumer that only keeps records:
+    ///
+    /// ```
+    /// # use imp2_format::wire::BatchWalker;
+    /// # let buf = [0u8; 0];
+    /// let mut walker = BatchWalker::new(&buf);
+    /// loop {
+    ///     if let Some(record) = walker.next_record() {
+    ///         // append `record`
+    ///         continue;
+    ///     }
+    ///     let Some(item) = walker.next() else { break };
+    ///     // trailer, error, malformed message...
+    /// }
+    /// ```
+    ///
+    /// It yields exactly what `next` yields for the same message, but in
+    /// a few instructions: the record is returned in registers rather
+    /// than as a [`WalkItem`] built in memory, and no header field besides
+    /// the length and type is read.
+    #[inline]
+    pub fn next_record(&mut self) -> Option<PacketRecord<'a>> {
+        self.next_record_with_header().map(|(_, record)| record)
+    }
+
+    /// [`BatchWalker::next_record`] with the message header.
+    #[inline(always)]
+    fn next_record_with_header(&mut self) -> Option<(NlHeader, PacketRecord<'a>)> {
+        const HEAD: usize = abi::NLMSG_HDRLEN + abi::record::SIZE;
+        let offset = self.pos;
+        let (head, tail) = self.buf.get(offset..)?.split_first_chunk::<HEAD>()?;
+        let len = ne_u32(head, abi::nlmsghdr::LEN.offset);
+        let msg_type = ne_u16(head, abi::nlmsghdr::TYPE.offset);
+        let orig_len = ne_u32(head, REC + abi::record::ORIG_LEN.offset);
+        // Captured bytes the message claims. Wraps to a huge value when
+        // `len` is below a record message: the first check then fails and
+        // `next_slow` reports it. Three comparisons in all: within the
+        // buffer, type, at most `orig_len`; `next_slow` tells which failed.
+        let data_len = (len as usize).wrapping_sub(HEAD);
+        let data = tail.get(..data_len)?;
+        if msg_type != abi::MSG_RECORD || data_len > orig_len as usize {
+            return None;
+        }
+        // NLMSG_NEXT as in `next_slow`: `len` fits the buffer, so only the
+        // alignment pad can run past its end.
+        self.pos = (offset + abi::nlmsg_align(len as usize)).min(self.buf.len());
+        let header = NlHeader {
+            len,
+            msg_type,
+            flags: ne_u16(head, abi::nlmsghdr::FLAGS.offset),
+            seq: ne_u32(head, abi::nlmsghdr::SEQ.offset),
+            pid: ne_u32(head, abi::nlmsghdr::PID.offset),
+        };
+        let record = PacketRecord {
+            tstamp_ns: ne_u64(head, REC + abi::record::TSTAMP_NS.offset),
+            ifindex: ne_u32(head, REC + abi::record::IFINDEX.offset),
+            orig_len,
+            hook: Hook(head[REC + abi::record::HOOK.offset]),
+            family: Family(head[REC + abi::record::FAMILY.offset]),
+            protocol: head[REC + abi::record::PROTOCOL.offset],
+            data,
+        };
+        Some((header, record))
+    }
+
+    /// Every message the fast path does not take, with every check in the
+    /// documented order.
+    #[cold]
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<WalkItem<'a>, Malformed>> {
         let offset = self.pos;
         let rest = self.buf.get(offset..)?;
         if rest.is_empty() {
@@ -265,6 +357,30 @@ impl<'a> Iterator for BatchWalker<'a> {
                 .map_err(|reason| Malformed { offset, reason }),
         )
     }
+}
+
+/// Offset of the `struct imp2_record` in a RECORD message.
+const REC: usize = abi::NLMSG_HDRLEN;
+
+// Loads from a fixed-size head: with constant offsets the bounds checks
+// vanish at compile time.
+#[inline(always)]
+fn ne_u16<const N: usize>(b: &[u8; N], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+
+#[inline(always)]
+fn ne_u32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_ne_bytes(a)
+}
+
+#[inline(always)]
+fn ne_u64<const N: usize>(b: &[u8; N], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_ne_bytes(a)
 }
 
 impl std::iter::FusedIterator for BatchWalker<'_> {}
