@@ -4,14 +4,17 @@
 //! other over real netlink (bounded in time), process CPU time, and the
 //! receive queue of a netlink socket from `/proc/net/netlink`.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use imp2_format::log::{LogHeader, LogWriter};
 use imp2_format::synth::{PacketSynth, SynthOptions};
 use imp2_format::wire::{BatchBuilder, BatchTrailer, abi};
+
+pub mod nflog_side;
+
+pub use imp2_tools::harness::{Loadgen, Output, bin, bin_dir, signal, wait};
 
 /// Batch payload the module (and imp2-loadgen) fills at most with the
 /// default config: `batch_bytes - 512` bytes.
@@ -120,135 +123,6 @@ pub fn cpu_seconds() -> (f64, f64) {
     (tv(ru.ru_utime), tv(ru.ru_stime))
 }
 
-/// Directory of the workspace binaries built in the same profile as the
-/// running executable (`target/<profile>`), or `IMP2_BIN_DIR`.
-pub fn bin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("IMP2_BIN_DIR") {
-        return PathBuf::from(d);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("exe dir").to_path_buf();
-    if dir
-        .file_name()
-        .is_some_and(|n| n == "deps" || n == "examples")
-    {
-        dir.pop();
-    }
-    dir
-}
-
-/// Path of a workspace binary; builds the recorder, the tools and the
-/// bare receiver in release mode first if it is missing.
-pub fn bin(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--quiet"])
-            .args([
-                "-p",
-                "imp2-tools",
-                "-p",
-                "imp2-record",
-                "-p",
-                "imp2-benches",
-            ])
-            .arg("--bins")
-            .status()
-            .expect("cannot run cargo");
-        assert!(status.success(), "building the binaries failed");
-    }
-    assert!(path.exists(), "{} not built", path.display());
-    path
-}
-
-/// Output of a finished child.
-#[derive(Debug)]
-pub struct Output {
-    /// Exit status was 0.
-    pub ok: bool,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-/// Waits for `child` at most `timeout`, then kills it; returns its output
-/// (the child's pipes are read after exit: only for small outputs).
-pub fn wait(mut child: Child, timeout: Duration) -> Output {
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(o) = child.stdout.as_mut() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(e) = child.stderr.as_mut() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    if status.is_none() {
-        stderr.push_str("\n(killed: timeout)");
-    }
-    Output {
-        ok: status.is_some_and(|s| s.success()),
-        stdout,
-        stderr,
-    }
-}
-
-/// A running `imp2-loadgen --unit 2 --json` and its port id.
-#[derive(Debug)]
-pub struct Loadgen {
-    /// The process.
-    pub child: Child,
-    /// Its netlink port id (the recorder's `--peer`).
-    pub port: u32,
-}
-
-impl Loadgen {
-    /// Starts the loadgen with `args` and waits (at most 20 s) until it
-    /// listens.
-    pub fn start(dir: &Path, args: &[String]) -> Loadgen {
-        let ready = dir.join(format!("loadgen-{}.ready", std::process::id()));
-        let _ = std::fs::remove_file(&ready);
-        let mut child = Command::new(bin("imp2-loadgen"))
-            .args(["--unit", "2", "--json", "--ready-file"])
-            .arg(&ready)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start imp2-loadgen");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(p) = std::fs::read_to_string(&ready)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-            {
-                break p;
-            }
-            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
-                let _ = child.kill();
-                let out = wait(child, Duration::from_secs(5));
-                panic!("imp2-loadgen did not become ready: {}", out.stderr);
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        let _ = std::fs::remove_file(&ready);
-        Loadgen { child, port }
-    }
-}
-
 /// Which receiver a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Receiver {
@@ -314,14 +188,6 @@ pub fn netlink_rmem(port: u32) -> Option<u64> {
     })
 }
 
-/// Sends `signal` to a child.
-pub fn signal(child: &Child, signal: i32) {
-    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, signal);
-    }
-}
-
 /// Median, minimum and maximum of `v` (NaN for an empty set).
 pub fn stats(v: &[f64]) -> (f64, f64, f64) {
     if v.is_empty() {
@@ -336,6 +202,48 @@ pub fn stats(v: &[f64]) -> (f64, f64, f64) {
         (s[n / 2 - 1] + s[n / 2]) / 2.0
     };
     (med, s[0], s[n - 1])
+}
+
+/// A measured value: one number per round, shown as the median and the
+/// spread (`median (min-max, n=K)`), as every table of the report shows it.
+#[derive(Clone, Debug, Default)]
+pub struct M {
+    /// One value per round.
+    pub v: Vec<f64>,
+}
+
+impl M {
+    /// Adds one round's value.
+    pub fn push(&mut self, x: f64) {
+        self.v.push(x);
+    }
+
+    /// Median (NaN when empty).
+    pub fn med(&self) -> f64 {
+        stats(&self.v).0
+    }
+
+    /// `median (min-max, n=K)` with `digits` decimals.
+    pub fn show(&self, digits: usize) -> String {
+        let (med, lo, hi) = stats(&self.v);
+        if self.v.is_empty() {
+            return "not measured".into();
+        }
+        if self.v.len() == 1 {
+            return format!("{med:.digits$}");
+        }
+        format!(
+            "{med:.digits$} ({lo:.digits$}-{hi:.digits$}, n={})",
+            self.v.len()
+        )
+    }
+
+    /// Every value times `k` (units).
+    pub fn scaled(&self, k: f64) -> M {
+        M {
+            v: self.v.iter().map(|x| x * k).collect(),
+        }
+    }
 }
 
 #[cfg(test)]

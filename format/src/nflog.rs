@@ -529,6 +529,22 @@ pub struct PacketMessage<'a> {
     pub payload: Option<&'a [u8]>,
 }
 
+/// What a recorder keeps of one packet message: what loss accounting
+/// needs (group, sequence number) and the log record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoggedPacket<'a> {
+    /// `nfgenmsg.res_id`: the NFLOG group.
+    pub group: u16,
+    /// `NFULA_SEQ`: per-instance sequence number.
+    pub seq: Option<u32>,
+    /// Whether the kernel stamped the packet (`NFULA_TIMESTAMP`). When it
+    /// did not (send hooks), `record.tstamp_ns` is 0: the receiver supplies
+    /// the time.
+    pub has_timestamp: bool,
+    /// The record, or the family when it is not IPv4/IPv6.
+    pub record: Result<PacketRecord<'a>, NotIp>,
+}
+
 /// A packet of a family other than IPv4/IPv6 (ARP, bridge, netdev rules):
 /// not something the log can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -636,6 +652,18 @@ impl<'a> PacketMessage<'a> {
             protocol: ip_protocol(family, data),
             data,
         })
+    }
+
+    /// What a recorder keeps of this message: group, sequence number and
+    /// log record ([`PacketMessage::to_record`] with a receive time of 0).
+    #[inline(always)]
+    pub fn logged(&self) -> LoggedPacket<'a> {
+        LoggedPacket {
+            group: self.group,
+            seq: self.seq,
+            has_timestamp: self.timestamp.is_some(),
+            record: self.to_record(0),
+        }
     }
 
     /// Appends this message as the kernel's `__build_packet_message` builds
@@ -1096,9 +1124,43 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Byte offset of the next message.
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
     /// The parser, with what it learnt during the walk.
     pub fn parser(&self) -> PacketParser {
         self.parser
+    }
+
+    /// The fast path for a stream's common case: when the next message is
+    /// a packet message with the layout the parser met last, returns what a
+    /// recorder keeps of it ([`PacketMessage::logged`]) and moves past it.
+    /// Otherwise returns `None` and stays put: [`Iterator::next`] then
+    /// handles the message, whatever it is (and learns its layout). Walking
+    /// with `next_packet` first and `next` when it declines gives exactly
+    /// the packets of walking with `next` alone, with the same checks (the
+    /// message lies within the buffer; `fits` validates the attributes);
+    /// it only skips building the whole [`PacketMessage`] and [`Item`].
+    #[inline(always)]
+    pub fn next_packet(&mut self) -> Option<LoggedPacket<'a>> {
+        let offset = self.pos;
+        let rest = self.buf.get(offset..)?;
+        let head = rest.first_chunk::<NLMSG_HDRLEN>()?;
+        let len = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if u16::from_ne_bytes([head[4], head[5]]) != MSG_PACKET {
+            return None;
+        }
+        // None when `len` is below the header or past the buffer, as in
+        // `next`.
+        let payload = rest.get(NLMSG_HDRLEN..len)?;
+        let layout = &self.parser.layouts[0];
+        if !layout.fits(payload) {
+            return None;
+        }
+        self.pos = offset.saturating_add(nlmsg_align(len)).min(self.buf.len());
+        Some(layout.read(payload).logged())
     }
 
     fn stop(&mut self, offset: usize, reason: Reason) -> Option<Result<Item<'a>, Malformed>> {

@@ -273,4 +273,72 @@ proptest! {
         let cold: Vec<_> = Walker::new(&b).collect();
         prop_assert_eq!(warm, cold);
     }
+
+    /// The fast path changes nothing: over a stream of messages of a few
+    /// shapes, some damaged, cut anywhere, walking with `next_packet`
+    /// first and `next` when it declines gives exactly the packets (and
+    /// the other items, and the errors) of walking with `next` alone.
+    #[test]
+    fn the_fast_path_walks_exactly_like_the_iterator(
+        shapes in proptest::collection::vec(owned(), 1..4),
+        picks in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..300), 1..30),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut buf = Vec::new();
+        for (shape, payload_len) in picks {
+            let mut m = shapes[shape.index(shapes.len())].clone();
+            if m.payload.is_some() {
+                m.payload = Some(vec![0x60; payload_len]);
+            }
+            m.view().emit(&mut buf);
+        }
+        emit_done(7, &mut buf);
+        for (at, v) in flips {
+            let i = at.index(buf.len());
+            buf[i] = v;
+        }
+        let buf = &buf[..cut.index(buf.len() + 1)];
+        prop_assert_eq!(walk_fast(buf), walk_plain(buf));
+    }
+}
+
+/// What a walk yields, packets reduced to what a recorder keeps.
+#[derive(Debug, PartialEq)]
+enum Seen<'a> {
+    Packet(imp2_format::nflog::LoggedPacket<'a>),
+    Other(Message<'a>),
+    Error(imp2_format::nflog::Malformed),
+}
+
+fn walk_plain(buf: &[u8]) -> Vec<Seen<'_>> {
+    Walker::new(buf)
+        .map(|item| match item {
+            Ok(i) => match i.message {
+                Message::Packet(p) => Seen::Packet(p.logged()),
+                m => Seen::Other(m),
+            },
+            Err(e) => Seen::Error(e),
+        })
+        .collect()
+}
+
+fn walk_fast(buf: &[u8]) -> Vec<Seen<'_>> {
+    let mut out = Vec::new();
+    let mut walker = Walker::new(buf);
+    loop {
+        if let Some(p) = walker.next_packet() {
+            out.push(Seen::Packet(p));
+            continue;
+        }
+        match walker.next() {
+            Some(Ok(i)) => out.push(match i.message {
+                Message::Packet(p) => Seen::Packet(p.logged()),
+                m => Seen::Other(m),
+            }),
+            Some(Err(e)) => out.push(Seen::Error(e)),
+            None => break,
+        }
+    }
+    out
 }

@@ -2,10 +2,11 @@
 //! NFLOG): the walker never panics, everything it yields lies inside the
 //! buffer, a record never carries more than its original length, every
 //! packet message it accepts re-encodes to a message that parses the same,
-//! and the parser's layout cache never changes a result.
+//! and neither the parser's layout cache nor the walker's fast path
+//! (`next_packet`) ever changes a result.
 #![no_main]
 
-use imp2_format::nflog::{ConfigRequest, Message, PacketMessage, Walker};
+use imp2_format::nflog::{ConfigRequest, LoggedPacket, Message, PacketMessage, Walker};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -54,8 +55,35 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(PacketMessage::parse(&second[start..end], start), Ok(p));
         }
     }
+    // The fast path changes nothing: `next_packet` first, `next` when it
+    // declines, gives the packets (and everything else) of `next` alone.
+    let plain: Vec<_> = Walker::new(data)
+        .map(|item| item.map(|i| (i.offset, logged(i.message))))
+        .collect();
+    let mut fast = Vec::new();
+    let mut walker = Walker::new(data);
+    loop {
+        let at = walker.offset();
+        if let Some(p) = walker.next_packet() {
+            fast.push(Ok((at, Ok(p))));
+            continue;
+        }
+        match walker.next() {
+            Some(item) => fast.push(item.map(|i| (i.offset, logged(i.message)))),
+            None => break,
+        }
+    }
+    assert_eq!(fast, plain);
     if let Ok(c) = ConfigRequest::parse(data, 0) {
         let msg = c.to_message(1, 2);
         assert_eq!(ConfigRequest::parse(&msg[16..], 16), Ok(c));
     }
 });
+
+/// A packet message as a recorder keeps it; other messages as they are.
+fn logged(m: Message<'_>) -> Result<LoggedPacket<'_>, Message<'_>> {
+    match m {
+        Message::Packet(p) => Ok(p.logged()),
+        other => Err(other),
+    }
+}

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use imp2_format::Family;
 use imp2_format::log::{Losses, WriteError};
 use imp2_format::nflog::{
-    ConfigRequest, CopyMode, Malformed, Message, PacketParser, Walker, consts,
+    ConfigRequest, CopyMode, LoggedPacket, Malformed, Message, PacketParser, Walker, consts,
 };
 use imp2_format::wire::abi::{FAMILY_F_IPV4, FAMILY_F_IPV6};
 use netlink_sys::{Socket, SocketAddr};
@@ -443,6 +443,57 @@ impl Decoder {
         self.families & bit != 0
     }
 
+    /// One packet of our group: sequence accounting, time, family filter,
+    /// then the log. `losses` collects this datagram's gaps;
+    /// `received_ns` is the datagram's receive time, read at most once.
+    #[inline(always)]
+    fn on_packet(
+        &mut self,
+        p: LoggedPacket<'_>,
+        losses: &mut Losses,
+        received_ns: &mut Option<u64>,
+        sink: &mut Sink,
+    ) -> Result<(), WriteError> {
+        self.packets += 1;
+        match p.seq {
+            Some(seq) => {
+                let gap = seq.wrapping_sub(self.next_seq);
+                if gap != 0 {
+                    if gap < 1 << 31 {
+                        losses.gap_records += u64::from(gap);
+                        losses.gap_batches += 1;
+                        self.seq_gaps += 1;
+                    } else {
+                        self.seq_backwards += 1;
+                    }
+                }
+                self.next_seq = seq.wrapping_add(1);
+            }
+            None => self.without_seq += 1,
+        }
+        if !p.has_timestamp {
+            self.receive_time_stamps += 1;
+        }
+        match p.record {
+            Ok(mut record) if self.wants(record.family) => {
+                if !p.has_timestamp {
+                    // The send hooks carry no kernel time stamp: the
+                    // datagram's receive time (CLOCK_REALTIME) stands in.
+                    record.tstamp_ns = *received_ns.get_or_insert_with(now_ns);
+                }
+                sink.append(&record)
+            }
+            Ok(_) => {
+                self.filtered += 1;
+                Ok(())
+            }
+            Err(_) => {
+                self.not_ip += 1;
+                Ok(())
+            }
+        }
+    }
+
     /// The hot path: walk one datagram, append its records, account.
     fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) -> Result<(), WriteError> {
         sink.on_datagram(buf.len());
@@ -458,7 +509,20 @@ impl Decoder {
         let mut received_ns = None;
         // The parser keeps the layouts it learnt across datagrams.
         let mut walker = Walker::with_parser(buf, self.parser);
-        for item in &mut walker {
+        loop {
+            // Packets of the usual shape take the fast path; everything
+            // else (new shapes, DONE, ACKs, errors) comes through `next`.
+            if let Some(p) = walker.next_packet() {
+                if p.group == self.group {
+                    self.on_packet(p, &mut losses, &mut received_ns, sink)?;
+                } else {
+                    self.other_messages += 1;
+                }
+                continue;
+            }
+            let Some(item) = walker.next() else {
+                break;
+            };
             let item = match item {
                 Ok(item) => item,
                 // The cut end of a truncated datagram is not malformed.
@@ -471,34 +535,7 @@ impl Decoder {
             };
             match item.message {
                 Message::Packet(p) if p.group == self.group => {
-                    self.packets += 1;
-                    match p.seq {
-                        Some(seq) => {
-                            let gap = seq.wrapping_sub(self.next_seq);
-                            if gap != 0 {
-                                if gap < 1 << 31 {
-                                    losses.gap_records += u64::from(gap);
-                                    losses.gap_batches += 1;
-                                    self.seq_gaps += 1;
-                                } else {
-                                    self.seq_backwards += 1;
-                                }
-                            }
-                            self.next_seq = seq.wrapping_add(1);
-                        }
-                        None => self.without_seq += 1,
-                    }
-                    let ts = if p.timestamp.is_some() {
-                        0
-                    } else {
-                        self.receive_time_stamps += 1;
-                        *received_ns.get_or_insert_with(now_ns)
-                    };
-                    match p.to_record(ts) {
-                        Ok(record) if self.wants(record.family) => sink.append(&record)?,
-                        Ok(_) => self.filtered += 1,
-                        Err(_) => self.not_ip += 1,
-                    }
+                    self.on_packet(p.logged(), &mut losses, &mut received_ns, sink)?;
                 }
                 Message::Error { errno, request } => {
                     // The kernel includes the request's header; its seq is

@@ -34,8 +34,28 @@ pub enum IoMode {
 /// the fallback path (as when `kernel.io_uring_disabled` is set).
 pub const DISABLE_URING_ENV: &str = "IMP2_DISABLE_IO_URING";
 
-/// Buffers in the multishot ring (a power of two).
-const RING_BUFFERS: u16 = 64;
+/// Bytes of the multishot ring's buffers together. Small enough to stay in
+/// the CPU's caches: the kernel fills the buffers in turn, so with 64
+/// buffers of a 64 KiB batch each (4 MiB) every batch landed in cold
+/// memory, and cost measurably more to receive and to walk. Running out of
+/// buffers loses nothing: the batch waits in the socket and the receive is
+/// re-armed once buffers come back.
+const RING_BYTES: usize = 1 << 20;
+/// Bounds on the number of ring buffers (powers of two).
+const RING_BUFFERS_MIN: usize = 4;
+const RING_BUFFERS_MAX: usize = 64;
+
+/// Buffers in the multishot ring for datagrams of `buf_len` bytes: a power
+/// of two filling about [`RING_BYTES`].
+fn ring_buffers(buf_len: usize) -> u16 {
+    let fit = RING_BYTES / buf_len.max(1);
+    let n = if fit.is_power_of_two() {
+        fit
+    } else {
+        fit.next_power_of_two() / 2
+    };
+    n.clamp(RING_BUFFERS_MIN, RING_BUFFERS_MAX) as u16
+}
 /// Single-shot receives kept in flight.
 const SINGLE_IN_FLIGHT: usize = 4;
 /// Buffer group id of the provided buffer ring.
@@ -268,19 +288,20 @@ struct Multishot {
 impl Multishot {
     fn new(fd: RawFd, buf_len: usize) -> io::Result<Multishot> {
         let ring = IoUring::builder().build(256)?;
-        let mut bufs = BufRing::new(RING_BUFFERS)?;
-        let mut slots = Slots::new(usize::from(RING_BUFFERS), buf_len);
+        let count = ring_buffers(buf_len);
+        let mut bufs = BufRing::new(count)?;
+        let mut slots = Slots::new(usize::from(count), buf_len);
         // SAFETY: the buffer ring memory stays mapped and unmoved until after
         // the io_uring instance (declared first, dropped first) is gone.
         unsafe {
             ring.submitter().register_buf_ring_with_flags(
                 bufs.entries as u64,
-                RING_BUFFERS,
+                count,
                 BUFFER_GROUP,
                 0,
             )?;
         }
-        for bid in 0..RING_BUFFERS {
+        for bid in 0..count {
             bufs.add(bid, slots.ptr(usize::from(bid)), buf_len as u32);
         }
         bufs.publish();
@@ -538,5 +559,21 @@ impl std::fmt::Debug for Single {
             .field("fd", &self.fd)
             .field("in_flight", &self.in_flight)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_holds_about_a_mebibyte_of_whole_batches() {
+        assert_eq!(ring_buffers(64 << 10), 16);
+        assert_eq!(ring_buffers(65024usize.next_multiple_of(4096)), 16);
+        assert_eq!(ring_buffers(96 << 10), 8);
+        assert_eq!(ring_buffers(256 << 10), 4);
+        assert_eq!(ring_buffers(4 << 20), 4);
+        assert_eq!(ring_buffers(4096), 64);
+        assert_eq!(ring_buffers(0), 64);
     }
 }

@@ -12,6 +12,8 @@ use crate::interfaces::{self, KnownInterfaces};
 pub struct Sink {
     writer: LogWriter,
     known: KnownInterfaces,
+    /// Interface of the last record appended (already named).
+    last_ifindex: Option<u32>,
     limit: u64,
     /// Records written (appended; committed at the end of their batch).
     pub written: u64,
@@ -30,6 +32,7 @@ impl Sink {
         Sink {
             writer,
             known,
+            last_ifindex: None,
             limit,
             written: 0,
             beyond_count: 0,
@@ -52,23 +55,36 @@ impl Sink {
 
     /// Appends one record (unless the limit is reached), naming its
     /// interface in the log first if it is new.
-    #[inline]
+    // Always inlined into the sources' walk loops: the record's fields stay
+    // in registers; the rare cases are out of line.
+    #[inline(always)]
     pub fn append(&mut self, record: &PacketRecord<'_>) -> Result<(), WriteError> {
         if self.written >= self.limit {
             self.beyond_count += 1;
             return Ok(());
         }
-        if !self.known.contains(record.ifindex) {
-            self.known.insert(record.ifindex);
-            let name = interfaces::name_of(record.ifindex);
-            // Commits what was appended so far, with its own frame.
-            self.writer.add_interface(&Interface {
-                ifindex: record.ifindex,
-                name,
-            })?;
+        // Consecutive records nearly always share their interface: one
+        // comparison instead of a lookup.
+        if Some(record.ifindex) != self.last_ifindex {
+            self.new_ifindex(record.ifindex)?;
         }
         self.writer.append(record)?;
         self.written += 1;
+        Ok(())
+    }
+
+    /// A record's interface differs from the previous record's: names it
+    /// in the log if it was never seen.
+    #[cold]
+    #[inline(never)]
+    fn new_ifindex(&mut self, ifindex: u32) -> Result<(), WriteError> {
+        if !self.known.contains(ifindex) {
+            self.known.insert(ifindex);
+            let name = interfaces::name_of(ifindex);
+            // Commits what was appended so far, with its own frame.
+            self.writer.add_interface(&Interface { ifindex, name })?;
+        }
+        self.last_ifindex = Some(ifindex);
         Ok(())
     }
 

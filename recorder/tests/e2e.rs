@@ -44,7 +44,7 @@ fn million(env: &[(&str, &str)], extra: &[&str]) -> (serde_json::Value, serde_js
     args.extend_from_slice(extra);
     let recorder = start_recorder(loadgen.port, &log, &args, env);
     let out = wait_output(recorder, LONG, "imp2-record");
-    assert!(out.status_ok, "imp2-record failed: {}", out.stderr);
+    assert!(out.ok, "imp2-record failed: {}", out.stderr);
     let summary = recorder_json(&out);
     let generated = loadgen.finish(LONG);
     assert_eq!(u(&generated, "generated"), n);
@@ -60,7 +60,7 @@ fn million(env: &[(&str, &str)], extra: &[&str]) -> (serde_json::Value, serde_js
     );
     let verify = run_tool("imp2-info", &["--verify", log.to_str().unwrap()]);
     assert!(
-        verify.status_ok,
+        verify.ok,
         "imp2-info --verify: {}{}",
         verify.stdout, verify.stderr
     );
@@ -108,7 +108,7 @@ fn overload_while_stopped_is_accounted_exactly() {
     let generated = loadgen.finish(LONG);
     signal(&recorder, libc::SIGINT);
     let out = wait_output(recorder, LONG, "imp2-record");
-    assert!(out.status_ok, "imp2-record failed: {}", out.stderr);
+    assert!(out.ok, "imp2-record failed: {}", out.stderr);
     let summary = recorder_json(&out);
     let dropped = u(&generated, "dropped");
     assert!(
@@ -130,7 +130,7 @@ fn overload_while_stopped_is_accounted_exactly() {
 
     // The drops show in imp2-info and in the pcapng interface statistics.
     let info = run_tool("imp2-info", &["--json", log.to_str().unwrap()]);
-    assert!(info.status_ok, "{}", info.stderr);
+    assert!(info.ok, "{}", info.stderr);
     let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(u(&info["losses"], "records_lost"), dropped, "{info}");
     let pcapng = dir.path().join("run.pcapng");
@@ -138,7 +138,7 @@ fn overload_while_stopped_is_accounted_exactly() {
         "imp2-convert",
         &[log.to_str().unwrap(), "-o", pcapng.to_str().unwrap()],
     );
-    assert!(conv.status_ok, "{}", conv.stderr);
+    assert!(conv.ok, "{}", conv.stderr);
     assert_eq!(isb_osdrop_total(&std::fs::read(&pcapng).unwrap()), dropped);
 }
 
@@ -197,7 +197,7 @@ fn hostile_peer_is_counted_and_valid_records_kept() {
     let generated = loadgen.finish(LONG);
     signal(&recorder, libc::SIGINT);
     let out = wait_output(recorder, LONG, "imp2-record");
-    assert!(out.status_ok, "imp2-record failed: {}", out.stderr);
+    assert!(out.ok, "imp2-record failed: {}", out.stderr);
     let summary = recorder_json(&out);
     let hostile = u(&generated, "hostile_datagrams");
     assert!(
@@ -240,7 +240,7 @@ fn paced_run_then(sig: i32) -> (tempfile::TempDir, std::path::PathBuf, Output) {
 fn verify_and_convert(log: &std::path::Path, out_dir: &std::path::Path) -> u64 {
     let verify = run_tool("imp2-info", &["--verify", "--json", log.to_str().unwrap()]);
     assert!(
-        verify.status_ok,
+        verify.ok,
         "log does not verify: {}{}",
         verify.stdout, verify.stderr
     );
@@ -250,7 +250,7 @@ fn verify_and_convert(log: &std::path::Path, out_dir: &std::path::Path) -> u64 {
         "imp2-convert",
         &[log.to_str().unwrap(), "-o", pcap.to_str().unwrap()],
     );
-    assert!(conv.status_ok, "{}", conv.stderr);
+    assert!(conv.ok, "{}", conv.stderr);
     u(&info, "records")
 }
 
@@ -258,7 +258,7 @@ fn verify_and_convert(log: &std::path::Path, out_dir: &std::path::Path) -> u64 {
 fn sigint_mid_run_leaves_a_complete_log() {
     let _g = serial();
     let (dir, log, out) = paced_run_then(libc::SIGINT);
-    assert!(out.status_ok, "imp2-record failed: {}", out.stderr);
+    assert!(out.ok, "imp2-record failed: {}", out.stderr);
     let summary = recorder_json(&out);
     assert!(u(&summary, "records") > 0);
     assert_eq!(verify_and_convert(&log, dir.path()), u(&summary, "records"));
@@ -373,7 +373,7 @@ fn registration_errors_are_one_clear_line() {
         second.stderr
     );
     signal(&first, libc::SIGINT);
-    assert!(wait_output(first, LONG, "imp2-record").status_ok);
+    assert!(wait_output(first, LONG, "imp2-record").ok);
     let _ = wait_output(loadgen.child, LONG, "imp2-loadgen");
     // Settings out of range are usage errors.
     let out = wait_output(

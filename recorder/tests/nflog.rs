@@ -69,7 +69,7 @@ fn sh(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     let out = wait_output(child, Duration::from_secs(30), program);
     assert!(
-        out.status_ok,
+        out.ok,
         "{program} {args:?} failed: {}{}",
         out.stdout, out.stderr
     );
@@ -293,7 +293,7 @@ fn flood(ns: &Netns, args: &[&str]) -> serde_json::Value {
         .spawn()
         .expect("cannot start imp2-flood");
     let out = wait_output(child, LONG, "imp2-flood");
-    assert!(out.status_ok, "imp2-flood {args:?} failed: {}", out.stderr);
+    assert!(out.ok, "imp2-flood {args:?} failed: {}", out.stderr);
     serde_json::from_str(out.stdout.trim())
         .unwrap_or_else(|e| panic!("flood JSON: {e}: {}", out.stdout))
 }
@@ -302,7 +302,7 @@ fn stop_recorder(recorder: Running) -> (serde_json::Value, Output) {
     let child = recorder.take();
     signal(&child, libc::SIGINT);
     let out = wait_output(child, LONG, "imp2-record");
-    assert!(out.status_ok, "imp2-record failed: {}", out.stderr);
+    assert!(out.ok, "imp2-record failed: {}", out.stderr);
     (recorder_json(&out), out)
 }
 
@@ -492,7 +492,7 @@ fn real_traffic_is_recorded_exactly_and_the_pcapng_shows_it() {
         &["--icmp", &ns.v6(2), "--icmp-count", &ICMP.to_string()],
     );
     let sink = wait_output(sink.take(), LONG, "imp2-flood --tcp-sink");
-    assert!(sink.status_ok, "tcp sink: {}", sink.stderr);
+    assert!(sink.ok, "tcp sink: {}", sink.stderr);
     let sink: serde_json::Value = serde_json::from_str(sink.stdout.trim()).unwrap();
     assert_eq!(u(&udp4, "udp_sent"), UDP4, "{udp4}");
     assert_eq!(u(&udp6, "udp_sent"), UDP6, "{udp6}");
@@ -566,7 +566,7 @@ fn real_traffic_is_recorded_exactly_and_the_pcapng_shows_it() {
     // The pcapng shows the same packets.
     let verify = run_tool("imp2-info", &["--verify", log.to_str().unwrap()]);
     assert!(
-        verify.status_ok,
+        verify.ok,
         "imp2-info --verify: {}{}",
         verify.stdout, verify.stderr
     );
@@ -575,7 +575,7 @@ fn real_traffic_is_recorded_exactly_and_the_pcapng_shows_it() {
         "imp2-convert",
         &[log.to_str().unwrap(), "-o", pcapng.to_str().unwrap()],
     );
-    assert!(conv.status_ok, "{}", conv.stderr);
+    assert!(conv.ok, "{}", conv.stderr);
     let seen = tshark_protocols(&pcapng);
     let want: BTreeMap<String, u64> = [
         ("17".to_string(), UDP4 + UDP6),
@@ -622,7 +622,7 @@ fn overload_while_stopped_is_found_from_sequence_gaps() {
     // The flood goes on after the stop: later sequence numbers reveal the
     // gap.
     let sent = wait_output(sender, LONG, "imp2-flood");
-    assert!(sent.status_ok, "{}", sent.stderr);
+    assert!(sent.ok, "{}", sent.stderr);
     let sent: serde_json::Value = serde_json::from_str(sent.stdout.trim()).unwrap();
     assert_eq!(u(&sent, "udp_sent"), N, "{sent}");
     let (summary, _) = stop_recorder(recorder);
@@ -647,7 +647,7 @@ fn overload_while_stopped_is_found_from_sequence_gaps() {
     let set: BTreeSet<u64> = c.udp_indices[&Family::IPV4.0].iter().copied().collect();
     assert_eq!(set.len() as u64, recorded, "no duplicates");
     let info = run_tool("imp2-info", &["--json", log.to_str().unwrap()]);
-    assert!(info.status_ok, "{}", info.stderr);
+    assert!(info.ok, "{}", info.stderr);
     let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(u(&info["losses"], "records_lost"), gap, "{info}");
 }
@@ -678,7 +678,7 @@ fn a_group_nobody_logs_to_gets_the_rule_hint() {
         .spawn()
         .unwrap();
     let out = wait_output(child, LONG, "imp2-record");
-    assert!(out.status_ok, "{}", out.stderr);
+    assert!(out.ok, "{}", out.stderr);
     let summary = recorder_json(&out);
     assert_eq!(u(&summary, "records"), 0);
     assert_eq!(summary["nflog_hint_shown"], true, "{summary}");

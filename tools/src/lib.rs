@@ -1,6 +1,8 @@
 //! Shared code of the imp2 tools: opening a log with one-line errors, and
 //! the summary of a log that `imp2-info` prints.
 
+pub mod harness;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 

@@ -19,6 +19,7 @@ mount -t tmpfs tmp /tmp
 ip link set lo up
 cd /tmp
 
+# "tcpdump" (module vs tcpdump, 35-60 s on TCG) runs only when asked for.
 ALL="load config traffic record thresholds hotplug snaplen_filter overload overload_ctl kill9 eperm legacy perf rmmod unit dmesg"
 [ -z "$IMP2_SCENARIOS" ] || [ "$IMP2_SCENARIOS" = all ] && IMP2_SCENARIOS=$ALL
 IMP2_SCENARIOS=$(echo "$IMP2_SCENARIOS" | tr ',' ' ')
@@ -623,7 +624,7 @@ perf_run() {	# batched|legacy|record live|drain -> R_rate R_cpu R_sender R_loss 
 		R_n=$(jget perfr.info - records)
 		R_loss=$(jget perfr.info losses records_lost)
 		cpu=$(sed -n 's/.*"cpu_user_s":\([0-9.]*\),"cpu_sys_s":\([0-9.]*\).*/\1 \2/p' perfr.json |
-			awk '{ printf "%d", ($1 + $2) * 1e9 }')
+			awk '{ printf "%.0f", ($1 + $2) * 1e9 }')
 		span=$((t_end - t_cont))
 		R_rate=$((R_n * 1000000000 / (span > 0 ? span : 1)))
 		R_cpu=$((cpu / (R_n > 0 ? R_n : 1)))
@@ -688,6 +689,240 @@ s_perf() {
 	fi
 }
 
+# Issue 5: the module + imp2-record against tcpdump (AF_PACKET) on the same
+# traffic in this guest. Every run sends the same UDP flood (traffic
+# udpflood: TD_N 64-byte datagrams, 92-byte IPv4 packets, over loopback to a
+# bound receiver that never reads) in one of three modes:
+#   none    no capture
+#   imp2    imp2-record --hooks pre (one record per packet) -s 65535
+#           --rcvbuf 32M, log on tmpfs
+#   tcpdump tcpdump -i lo -s 65535 -B 32768 (32 MiB ring) -w on tmpfs;
+#           on lo AF_PACKET sees each packet twice (sent and received) and
+#           libpcap drops the sent copy in user space: its "received by
+#           filter" is twice its "captured"
+# Order: per round "none A none B" with A/B = imp2/tcpdump in odd rounds
+# and tcpdump/imp2 in even ones, then a final "none": every capture run
+# sits between two baseline runs, and its "kept" is its sender rate over
+# the mean of those two (the host's load drifts; a bracketing baseline
+# follows it). The sender runs on CPU 0 and the capturer on CPU 1 (with 2+
+# CPUs). Per capture run: kept, capturer CPU ns per packet (on-CPU time of
+# all its threads from /proc/PID/task/*/schedstat, sampled once it is
+# attached and again once the capture has caught up, before it is
+# stopped: start-up and exit are not counted; it is what utime+stime in
+# /proc/PID/stat add up to, in ns instead of 10 ms ticks), and the
+# kernel-side cost: the sender's CPU ns per packet (the loopback softirq,
+# the hooks and the taps run in its context) less the bracketing
+# baselines' mean. Counts: imp2-record's --json summary (records,
+# records_lost); tcpdump's "packets captured" / "dropped by kernel" lines,
+# checked against its file's size (24 + 122 bytes per packet) and, for the
+# last tcpdump run, `tcpdump -r | wc -l` (reading back costs ~1 s per run
+# on TCG). PASS: every run sent TD_N, both capturers ran, and over all runs
+# captured + reported losses == sent for each. TCG reads hpet per
+# timestamp (an emulated device read): the scenario switches to the TSC
+# (registered thanks to tsc=reliable on the command line) and back.
+td_cpu() {	# pid -> ns on CPU, all threads
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
+}
+
+td_kv() {	# file key -> value of key=N or "key":N
+	sed -n "s/.*[ {\"]$2[\"]*[=:]\([0-9]*\).*/\1/p" "$1" | head -n1
+}
+
+median() {	# values... -> the middle one (the lower middle for an even count)
+	printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+td_fail() {
+	TD_OK=0
+	TD_WHY="$TD_WHY $*"
+}
+
+td_send() {	# -> T_pps T_cpu (sender CPU ns/packet); checks sent == TD_N
+	u0=$(($(snmp Udp InDatagrams) + $(snmp Udp RcvbufErrors)))
+	$TD_TX traffic udpflood 9100 "$TD_N" >td_tx.out 2>&1
+	T_udp=$(($(snmp Udp InDatagrams) + $(snmp Udp RcvbufErrors) - u0))
+	T_pps=$(td_kv td_tx.out pps)
+	T_cpu=$(td_kv td_tx.out cpu_ns)
+	T_pps=${T_pps:-0} T_cpu=$((${T_cpu:-0} / TD_N))
+	[ "$(td_kv td_tx.out sent)" = "$TD_N" ] || td_fail "sent=$(td_kv td_tx.out sent)"
+}
+
+td_stop() {	# pid: SIGINT, wait -> T_rc
+	kill -INT "$1" 2>/dev/null
+	wait "$1"
+	T_rc=$?
+}
+
+td_run() {	# none|imp2|tcpdump [last] -> T_pps T_cpu T_cap T_loss T_ns T_recv
+	T_pps=0 T_cpu=0 T_cap=0 T_loss=0 T_ns=0 T_recv=0 T_udp=0 T_start=0 T_stop=0
+	case "$1" in
+	none)
+		td_send
+		;;
+	imp2)
+		rm -f td.log
+		$TD_CAP imp2-record -o td.log -q --json --hooks pre -s 65535 --rcvbuf 32M \
+			>td_rec.json 2>td_rec.err &
+		pid=$!
+		t1=$(traffic now)
+		if ! wait_attached; then
+			td_fail "imp2-record_not_attached"
+			td_stop $pid
+			return
+		fi
+		T_start=$((($(traffic now) - t1) / 1000000))
+		c0=$(td_cpu $pid)
+		td_send
+		sleep 0.4	# > the flush interval (100 ms)
+		c1=$(td_cpu $pid)
+		t1=$(traffic now)
+		td_stop $pid
+		T_stop=$((($(traffic now) - t1) / 1000000))
+		T_cap=$(td_kv td_rec.json records)
+		T_loss=$(td_kv td_rec.json records_lost)
+		[ $T_rc = 0 ] && [ -n "$T_cap" ] && [ -n "$T_loss" ] ||
+			td_fail "imp2-record(rc=$T_rc):$(head -c 200 td_rec.err | tr '\n' ' ')"
+		T_cap=${T_cap:-0} T_loss=${T_loss:-0} T_recv=$T_cap
+		T_ns=$(((c1 - c0) / (T_cap > 0 ? T_cap : 1)))
+		rm -f td.log
+		;;
+	tcpdump)
+		rm -f td.pcap
+		$TD_CAP tcpdump -i lo -n -s 65535 -B 32768 -Z root -w td.pcap \
+			>td_dump.out 2>td_dump.err &
+		pid=$!
+		t1=$(traffic now)
+		i=0
+		while ! grep -q '^tcpdump: listening on lo' td_dump.err && [ $i -lt 100 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		if ! grep -q '^tcpdump: listening on lo' td_dump.err; then
+			td_fail "tcpdump_not_listening:$(head -c 200 td_dump.err | tr '\n' ' ')"
+			td_stop $pid
+			return
+		fi
+		T_start=$((($(traffic now) - t1) / 1000000))
+		c0=$(td_cpu $pid)
+		td_send
+		sleep 1.2	# > the ring's block timeout (tcpdump's 1000 ms)
+		c1=$(td_cpu $pid)
+		t1=$(traffic now)
+		td_stop $pid
+		T_stop=$((($(traffic now) - t1) / 1000000))
+		T_cap=$(sed -n 's/^\([0-9]*\) packets\{0,1\} captured$/\1/p' td_dump.err)
+		T_loss=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel$/\1/p' td_dump.err)
+		T_recv=$(sed -n 's/^\([0-9]*\) packets\{0,1\} received by filter$/\1/p' td_dump.err)
+		# the file: 24-byte header, then 16 + 106 bytes (Ethernet + IPv4 +
+		# UDP + 64) per packet; the last run's is also read back
+		T_cap=${T_cap:-0}
+		file=$(wc -c <td.pcap)
+		[ "$file" = $((24 + 122 * T_cap)) ] && file=$T_cap || file="${file}B"
+		if [ "$2" = last ]; then
+			file=$(tcpdump -r td.pcap -n -q -t -Z root 2>/dev/null | wc -l)
+			TD_READ=$file
+		fi
+		[ $T_rc = 0 ] && [ -n "$T_loss" ] && [ "$file" = "$T_cap" ] ||
+			td_fail "tcpdump(rc=$T_rc,file=$file):$(tail -n 3 td_dump.err | tr '\n' ' ')"
+		T_cap=${T_cap:-0} T_loss=${T_loss:-0} T_recv=${T_recv:-0}
+		T_ns=$(((c1 - c0) / (T_cap > 0 ? T_cap : 1)))
+		rm -f td.pcap
+		;;
+	esac
+}
+
+s_tcpdump() {
+	TD_N=15000
+	TD_ROUNDS=3
+	TD_READ=none
+	TD_OK=1
+	TD_WHY=""
+	[ -r /proc/net/imp2 ] || insmod /imp2.ko
+	if ! tcpdump --version >td_ver.txt 2>&1; then
+		result tcpdump FAIL "tcpdump does not run in the guest: $(head -c 300 td_ver.txt | tr '\n' ' ')"
+		return
+	fi
+	if [ $RECORDER != imp2-record ]; then
+		result tcpdump FAIL "imp2-record not built"
+		return
+	fi
+	ncpu=$(nproc)
+	if [ "$ncpu" -ge 2 ]; then
+		TD_TX="taskset -c 0" TD_CAP="taskset -c 1" pin=sender:cpu0,capturer:cpu1
+	else
+		TD_TX="" TD_CAP="" pin=none
+	fi
+	cs=/sys/devices/system/clocksource/clocksource0
+	clock0=$(cat $cs/current_clocksource 2>/dev/null)
+	case " $(cat $cs/available_clocksource 2>/dev/null) " in
+	*" tsc "*) echo tsc >$cs/current_clocksource 2>/dev/null ;;
+	esac
+	clock=$(cat $cs/current_clocksource 2>/dev/null)
+	echo "imp2 guest: tcpdump $(head -n1 td_ver.txt); clocksource $clock0 -> $clock"
+	traffic udpflood 9100 2000 >/dev/null	# warm up
+	t_start=$(traffic now)
+	icap=0 iloss=0 irecv=0 tcap=0 tloss=0 trecv=0
+	kept_i="" kept_t="" ns_i="" ns_t="" kns_i="" kns_t="" pps_b="" pps_i="" pps_t="" snd_b=""
+	seq=""
+	r=1
+	while [ $r -le $TD_ROUNDS ]; do
+		if [ $((r % 2)) = 1 ]; then
+			seq="$seq none imp2 none tcpdump"
+		else
+			seq="$seq none tcpdump none imp2"
+		fi
+		r=$((r + 1))
+	done
+	seq="$seq none"
+	prev_pps="" prev_cpu=""	# the capture run waiting for its second baseline
+	run=0 nt=0
+	for m in $seq; do
+		run=$((run + 1))
+		t0=$(traffic now)
+		tdl=""
+		if [ $m = tcpdump ]; then
+			nt=$((nt + 1))
+			[ $nt = $TD_ROUNDS ] && tdl=last	# read this one back
+		fi
+		td_run $m $tdl
+		echo "imp2 guest: tcpdump run $run $m: pps=$T_pps sender_ns=$T_cpu captured=$T_cap lost=$T_loss received=$T_recv capturer_ns=$T_ns udp_in=$T_udp start_ms=$T_start stop_ms=$T_stop ms=$((($(traffic now) - t0) / 1000000))"
+		if [ $m != none ]; then
+			c_m=$m c_pps=$T_pps c_cpu=$T_cpu
+			case $m in
+			imp2) icap=$((icap + T_cap)) iloss=$((iloss + T_loss)) irecv=$((irecv + T_recv)) ns_i="$ns_i $T_ns" pps_i="$pps_i $T_pps" ;;
+			tcpdump) tcap=$((tcap + T_cap)) tloss=$((tloss + T_loss)) trecv=$((trecv + T_recv)) ns_t="$ns_t $T_ns" pps_t="$pps_t $T_pps" ;;
+			esac
+			continue
+		fi
+		pps_b="$pps_b $T_pps" snd_b="$snd_b $T_cpu"
+		if [ -n "$prev_pps" ] && [ -n "${c_m:-}" ]; then
+			# the capture run between this baseline and the previous one
+			bpps=$(((prev_pps + T_pps) / 2))
+			bcpu=$(((prev_cpu + T_cpu) / 2))
+			k=$(awk -v a="$c_pps" -v b="$bpps" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+			if [ $c_m = imp2 ]; then
+				kept_i="$kept_i $k" kns_i="$kns_i $((c_cpu - bcpu))"
+			else
+				kept_t="$kept_t $k" kns_t="$kns_t $((c_cpu - bcpu))"
+			fi
+			c_m=""
+		fi
+		prev_pps=$T_pps prev_cpu=$T_cpu
+	done
+	secs=$((($(traffic now) - t_start) / 1000000000))
+	[ -z "$clock0" ] || echo "$clock0" >$cs/current_clocksource 2>/dev/null
+	sent=$((TD_N * TD_ROUNDS))
+	details="cpus=$ncpu rounds=$TD_ROUNDS n=$TD_N sent=$sent imp2_captured=$icap imp2_lost=$iloss tcpdump_captured=$tcap tcpdump_dropped=$tloss tcpdump_received=$trecv tcpdump_read=$TD_READ imp2_kept=$(median $kept_i) tcpdump_kept=$(median $kept_t) imp2_ns=$(median $ns_i) tcpdump_ns=$(median $ns_t) imp2_kns=$(median $kns_i) tcpdump_kns=$(median $kns_t) base_pps=$(median $pps_b) imp2_pps=$(median $pps_i) tcpdump_pps=$(median $pps_t) base_sender_ns=$(median $snd_b) pkt=92 snaplen=65535 buf=32M pin=$pin clock=${clock:-unknown} secs=$secs imp2_kept_all=$(echo $kept_i | tr ' ' '/') tcpdump_kept_all=$(echo $kept_t | tr ' ' '/')"
+	[ $((icap + iloss)) = $sent ] || td_fail "imp2:captured+lost!=sent"
+	[ $((tcap + tloss)) = $sent ] || td_fail "tcpdump:captured+dropped!=sent"
+	if [ $TD_OK = 1 ]; then
+		result tcpdump PASS "$details"
+	else
+		result tcpdump FAIL "$details why=$(echo $TD_WHY | tr ' ' ',')"
+		cat td_dump.err td_rec.err td_tx.out 2>/dev/null
+	fi
+}
+
 # Scenario 7: rmmod refused while a recorder is attached, fine after.
 s_rmmod() {
 	rec_start rm
@@ -733,7 +968,7 @@ s_dmesg() {
 
 for s in $IMP2_SCENARIOS; do
 	case "$s" in
-	load | config | traffic | record | thresholds | hotplug | snaplen_filter | overload | overload_ctl | kill9 | eperm | legacy | perf | rmmod | unit | dmesg)
+	load | config | traffic | record | thresholds | hotplug | snaplen_filter | overload | overload_ctl | kill9 | eperm | legacy | perf | tcpdump | rmmod | unit | dmesg)
 		echo "imp2 guest: scenario $s"
 		"s_$s"
 		;;

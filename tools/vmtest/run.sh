@@ -21,6 +21,13 @@
 #   IMP2_VM_SCENARIOS=a,b  run only these guest scenarios (default all; the
 #                        list is in guest-init.sh)
 #
+# Debian's tcpdump (installed if missing) goes into the initramfs with the
+# libraries ldd lists, for the "tcpdump" scenario (not in the default list).
+# With that scenario the guest boots with tsc=reliable clocksource=hpet:
+# without it TCG's TSC fails the kernel's sync check and hpet (an emulated
+# device read each time) is the only clock; this way hpet stays the clock
+# the other scenarios see, and the tcpdump scenario switches to the TSC.
+#
 # Per kernel, build/vmtest/<kver>/ keeps console.txt (the guest's output),
 # results.txt, kbuild.log and, from the record scenario, run.log,
 # run.pcapng and tshark.txt.
@@ -75,7 +82,7 @@ if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
 	apt_update_once
 fi
 ensure_packages qemu-system-x86 busybox-static cpio gzip kmod gcc gcc-12 make \
-	libc6-dev linux-libc-dev pahole tshark ca-certificates
+	libc6-dev linux-libc-dev pahole tshark ca-certificates tcpdump
 
 # --- kernels -----------------------------------------------------------------
 # Prints the ABI name (e.g. 6.1.0-56-cloud-amd64) a meta package points at.
@@ -199,6 +206,21 @@ build_binaries() {
 }
 
 # --- initramfs ---------------------------------------------------------------
+# Debian's dynamically linked tcpdump for the "tcpdump" scenario: the binary
+# as /bin/tcpdump, every library ldd lists and the dynamic loader at their
+# host paths (the loader's built-in search path covers /lib/x86_64-linux-gnu).
+copy_tcpdump() {
+	local ir=$1 td lib
+	td=$(command -v tcpdump || true)
+	[ -n "$td" ] || { [ -x /usr/sbin/tcpdump ] && td=/usr/sbin/tcpdump; } ||
+		die "tcpdump not found after installing it"
+	cp "$td" "$ir/bin/tcpdump"
+	for lib in $(ldd "$td" | sed -n 's/.*=> \(\/[^ ]*\) (.*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do
+		mkdir -p "$ir$(dirname "$lib")"
+		cp -L "$lib" "$ir$lib"
+	done
+}
+
 build_initramfs() {
 	local kver=$1 dir=$BUILD/$1 ir
 	ir=$dir/initramfs
@@ -213,6 +235,7 @@ build_initramfs() {
 	mknod -m 600 "$ir/dev/console" c 5 1
 	mknod -m 666 "$ir/dev/null" c 1 3
 	mknod -m 600 "$ir/dev/ttyS1" c 4 65
+	copy_tcpdump "$ir"
 	printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$ir/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$ir/etc/group"
 	(cd "$ir" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$dir/initramfs.cpio.gz"
@@ -220,7 +243,10 @@ build_initramfs() {
 
 # --- boot --------------------------------------------------------------------
 boot() {
-	local kver=$1 series=$2 dir=$BUILD/$1 rc=0
+	local kver=$1 series=$2 dir=$BUILD/$1 rc=0 clock=""
+	case ",$SCENARIOS," in
+	*,tcpdump,*) clock="tsc=reliable clocksource=hpet " ;;
+	esac
 	log "booting $kver (smp $SMP, tcg)"
 	rm -f "$dir/console.log" "$dir/ttyS1.out"
 	timeout --foreground -k 10 "$VM_TIMEOUT" qemu-system-x86_64 \
@@ -229,7 +255,7 @@ boot() {
 		-serial stdio -serial "file:$dir/ttyS1.out" -monitor none \
 		-kernel "$dir/root/boot/vmlinuz-$kver" \
 		-initrd "$dir/initramfs.cpio.gz" \
-		-append "console=ttyS0 panic=-1 quiet IMP2_SERIES=$series IMP2_SCENARIOS=$SCENARIOS" \
+		-append "console=ttyS0 panic=-1 quiet ${clock}IMP2_SERIES=$series IMP2_SCENARIOS=$SCENARIOS" \
 		</dev/null >"$dir/console.log" 2>&1 || rc=$?
 	tr -d '\r' <"$dir/console.log" >"$dir/console.txt"
 	[ $rc -eq 0 ] || log "qemu exited with $rc (124: timeout)"

@@ -19,6 +19,16 @@
  *       one packet at LOCAL_OUT and one at PRE_ROUTING:
  *       "TRAFFIC icmpburst sent=N start_ns=T ns=ELAPSED"
  *       (T: CLOCK_MONOTONIC at the first send)
+ *   traffic udpflood PORT COUNT [PAYLOAD]
+ *       binds a receiver on 127.0.0.1 PORT that never reads (its queue
+ *       overflows, so every datagram is dropped at the socket after the
+ *       receive path, and no ICMP error is generated), then sends COUNT
+ *       UDP datagrams of PAYLOAD bytes (default 64: 92-byte IPv4 packets)
+ *       to it as fast as it can:
+ *       "TRAFFIC udpflood sent=N start_ns=T ns=ELAPSED pps=P cpu_ns=C
+ *        user_ns=U sys_ns=S"
+ *       (ELAPSED, C, U, S: over the send loop only; C is the process's
+ *       CPU time, the loopback receive softirq included)
  *   traffic now
  *       prints CLOCK_MONOTONIC in nanoseconds
  *
@@ -35,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -231,6 +242,60 @@ static int icmpburst(int count)
 	return sent == count ? 0 : 1;
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static uint64_t tv_ns(const struct timeval *tv)
+{
+	return (uint64_t)tv->tv_sec * 1000000000ull + tv->tv_usec * 1000ull;
+}
+
+static int udpflood(int port, int count, int size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(0, port, &ss);
+	struct rusage ru0, ru1;
+	uint64_t t0, t, c0, c;
+	int rx, tx, i, sent = 0, small = 4096;
+	char buf[65536];
+
+	rx = socket(AF_INET, SOCK_DGRAM, 0);
+	tx = socket(AF_INET, SOCK_DGRAM, 0);
+	if (rx < 0 || tx < 0)
+		die("socket");
+	setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (bind(rx, (void *)&ss, len) < 0)
+		die("bind");
+	if (connect(tx, (void *)&ss, len) < 0)
+		die("connect");
+	if (size > (int)sizeof(buf))
+		size = sizeof(buf);
+	memset(buf, 'z', sizeof(buf));
+	getrusage(RUSAGE_SELF, &ru0);
+	c0 = cpu_ns();
+	t0 = now_ns();
+	for (i = 0; i < count; i++)
+		if (send(tx, buf, size, 0) == size)
+			sent++;
+	t = now_ns() - t0;
+	c = cpu_ns() - c0;
+	getrusage(RUSAGE_SELF, &ru1);
+	printf("TRAFFIC udpflood sent=%d start_ns=%llu ns=%llu pps=%llu cpu_ns=%llu user_ns=%llu sys_ns=%llu\n",
+	       sent, (unsigned long long)t0, (unsigned long long)t,
+	       (unsigned long long)(t ? sent * 1000000000ull / t : 0),
+	       (unsigned long long)c,
+	       (unsigned long long)(tv_ns(&ru1.ru_utime) - tv_ns(&ru0.ru_utime)),
+	       (unsigned long long)(tv_ns(&ru1.ru_stime) - tv_ns(&ru0.ru_stime)));
+	close(tx);
+	close(rx);
+	return sent == count ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "udp4"))
@@ -250,8 +315,11 @@ int main(int argc, char **argv)
 		printf("%llu\n", (unsigned long long)now_ns());
 		return 0;
 	}
+	if (argc >= 4 && !strcmp(argv[1], "udpflood"))
+		return udpflood(atoi(argv[2]), atoi(argv[3]),
+				argc > 4 ? atoi(argv[4]) : 64);
 	if (argc >= 3 && !strcmp(argv[1], "icmpburst"))
 		return icmpburst(atoi(argv[2]));
-	fprintf(stderr, "usage: traffic udp4|udp6|udp6hbh PORT COUNT [PAYLOAD] | tcp4|tcp6 PORT BYTES | icmpburst COUNT | now\n");
+	fprintf(stderr, "usage: traffic udp4|udp6|udp6hbh PORT COUNT [PAYLOAD] | tcp4|tcp6 PORT BYTES | udpflood PORT COUNT [PAYLOAD] | icmpburst COUNT | now\n");
 	return 2;
 }

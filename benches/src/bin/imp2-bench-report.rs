@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use imp2_benches::{Loadgen, Receiver, bin, netlink_rmem, records_per_batch, signal, stats, wait};
+use imp2_benches::nflog_side::{self, NflogSide};
+use imp2_benches::{Loadgen, M, Receiver, bin, netlink_rmem, records_per_batch, signal, wait};
 use serde_json::Value;
 
 /// Sizes of the runs; `--quick` is the CI smoke setting (< 2 minutes).
@@ -72,35 +73,6 @@ impl Plan {
                 vm: true,
             }
         }
-    }
-}
-
-/// A measured value: median and spread over the rounds.
-#[derive(Clone, Debug, Default)]
-struct M {
-    v: Vec<f64>,
-}
-
-impl M {
-    fn push(&mut self, x: f64) {
-        self.v.push(x);
-    }
-    fn med(&self) -> f64 {
-        stats(&self.v).0
-    }
-    /// `median (min-max, n=K)` with `digits` decimals.
-    fn show(&self, digits: usize) -> String {
-        let (med, lo, hi) = stats(&self.v);
-        if self.v.is_empty() {
-            return "not measured".into();
-        }
-        if self.v.len() == 1 {
-            return format!("{med:.digits$}");
-        }
-        format!(
-            "{med:.digits$} ({lo:.digits$}-{hi:.digits$}, n={})",
-            self.v.len()
-        )
     }
 }
 
@@ -691,6 +663,8 @@ struct Vm {
     cpu_legacy: f64,
     cpu_ratio: f64,
     live_ratio: f64,
+    /// The `IMP2TEST tcpdump` line of the same run, if it ran.
+    tcpdump: Option<String>,
     note: Option<String>,
 }
 
@@ -720,8 +694,20 @@ fn parse_vm(line: &str, vm: &mut Vm) {
     }
 }
 
-/// The newest `IMP2TEST perf` line under build/vmtest/<kernel>/.
-fn last_vm_line(root: &Path) -> Option<(String, String)> {
+/// `IMP2TEST NAME PASS|FAIL ...` in `text` (console output or results),
+/// normalised to start with `IMP2TEST`.
+fn vm_line(text: &str, name: &str) -> Option<String> {
+    let pass = format!(" {name} PASS");
+    let fail = format!(" {name} FAIL");
+    text.lines()
+        .rfind(|l| l.contains(&pass) || l.contains(&fail))
+        .and_then(|l| l.split_once(&format!(" {name} ")))
+        .map(|(_, rest)| format!("IMP2TEST {name} {rest}"))
+}
+
+/// The newest results.txt under build/vmtest/<kernel>/ with a `perf` line:
+/// where it is, and its text.
+fn last_vm_results(root: &Path) -> Option<(String, String)> {
     let dir = root.join("build/vmtest");
     let mut best: Option<(std::time::SystemTime, String, String)> = None;
     for e in std::fs::read_dir(&dir).ok()?.flatten() {
@@ -730,26 +716,29 @@ fn last_vm_line(root: &Path) -> Option<(String, String)> {
         let Ok(text) = std::fs::read_to_string(&p) else {
             continue;
         };
-        let Some(line) = text.lines().rfind(|l| l.starts_with("IMP2TEST perf ")) else {
+        if vm_line(&text, "perf").is_none() {
             continue;
-        };
+        }
         let t = std::fs::metadata(&p)
             .and_then(|m| m.modified())
             .unwrap_or(std::time::UNIX_EPOCH);
         if best.as_ref().is_none_or(|(bt, _, _)| t > *bt) {
-            best = Some((t, name, line.to_string()));
+            best = Some((t, name, text));
         }
     }
-    best.map(|(t, name, line)| {
+    best.map(|(t, name, text)| {
         let age = std::time::SystemTime::now()
             .duration_since(t)
             .map_or(0, |d| d.as_secs() / 60);
         (
             format!("build/vmtest/{name}/results.txt, written {age} min before this report"),
-            line,
+            text,
         )
     })
 }
+
+/// The VM scenarios this report runs (and reads back).
+const VM_SCENARIOS: &str = "load,perf,tcpdump";
 
 fn vm(root: &Path, dir: &Path, plan: &Plan) -> Vm {
     let mut v = Vm::default();
@@ -760,7 +749,7 @@ fn vm(root: &Path, dir: &Path, plan: &Plan) -> Vm {
             .args(["-k", "10", "1500"])
             .arg(root.join("tools/vmtest/run.sh"))
             .arg("6.1")
-            .env("IMP2_VM_SCENARIOS", "load,perf")
+            .env("IMP2_VM_SCENARIOS", VM_SCENARIOS)
             .current_dir(root)
             .stdout(file.map_or(Stdio::null(), Stdio::from))
             .stderr(Stdio::piped())
@@ -769,17 +758,12 @@ fn vm(root: &Path, dir: &Path, plan: &Plan) -> Vm {
             Ok(c) => {
                 let out = wait(c, Duration::from_secs(1600));
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if let Some(l) = text
-                    .lines()
-                    .find(|l| l.contains(" perf PASS") || l.contains(" perf FAIL"))
-                {
-                    let line = l
-                        .split_once(" perf ")
-                        .map_or(l.to_string(), |(_, r)| format!("IMP2TEST perf {r}"));
-                    v.source =
-                        "`IMP2_VM_SCENARIOS=load,perf tools/vmtest/run.sh 6.1`, run by this report"
-                            .into();
+                if let Some(line) = vm_line(&text, "perf") {
+                    v.source = format!(
+                        "`IMP2_VM_SCENARIOS={VM_SCENARIOS} tools/vmtest/run.sh 6.1`, run by this report"
+                    );
                     parse_vm(&line, &mut v);
+                    v.tcpdump = vm_line(&text, "tcpdump");
                     return v;
                 }
                 v.note = Some(format!(
@@ -790,12 +774,15 @@ fn vm(root: &Path, dir: &Path, plan: &Plan) -> Vm {
             Err(e) => v.note = Some(format!("cannot run the VM test: {e}")),
         }
     }
-    if let Some((src, line)) = last_vm_line(root) {
+    if let Some((src, text)) = last_vm_results(root) {
         v.source = format!(
             "{src} (not re-run{})",
             if plan.quick { " in --quick mode" } else { "" }
         );
-        parse_vm(&line, &mut v);
+        if let Some(line) = vm_line(&text, "perf") {
+            parse_vm(&line, &mut v);
+        }
+        v.tcpdump = vm_line(&text, "tcpdump");
     } else if v.note.is_none() {
         v.note = Some("no VM test result found (run tools/vmtest/run.sh 6.1)".into());
     }
@@ -868,6 +855,7 @@ fn render(
     c: &Conv,
     v: &Vm,
     b: &Burst,
+    n: Option<&NflogSide>,
 ) -> String {
     let mut o = String::new();
     let mode = if plan.quick { " --quick" } else { "" };
@@ -913,7 +901,7 @@ fn render(
     );
     row(
         "imp2-record records/s, zero loss (drain)",
-        format!("{} M/s", scale(&r.rate[0], 1e-6).show(2)),
+        format!("{} M/s", r.rate[0].scaled(1e-6).show(2)),
         ">= 20 M/s",
         finite(rate_b).map(|x| x >= 20e6),
     );
@@ -977,18 +965,44 @@ fn render(
             .and(finite(v.drain_ratio))
             .map(|x| x >= 10.0),
     );
-    row(
-        "module vs tcpdump (AF_PACKET) in the same guest",
-        "not measured".into(),
-        "(comparison)",
-        None,
-    );
+    match &v.tcpdump {
+        Some(t) => {
+            let (mine, theirs) = (kv(t, "imp2_kept"), kv(t, "tcpdump_kept"));
+            row(
+                "module vs tcpdump (AF_PACKET), same guest: share of the sender's rate kept",
+                format!("module {mine:.3}, tcpdump {theirs:.3}"),
+                "module >= tcpdump",
+                (t.contains(" PASS ") && mine.is_finite() && theirs.is_finite())
+                    .then_some(mine >= theirs),
+            );
+        }
+        None => row(
+            "module vs tcpdump (AF_PACKET), same guest: share of the sender's rate kept",
+            "not measured".into(),
+            "module >= tcpdump",
+            None,
+        ),
+    }
     row(
         "burst: records held per MiB of receive buffer (92-byte packets)",
         b.per_mib.show(0),
         ">= 7000",
         finite(b.per_mib.med()).map(|x| x >= 7000.0),
     );
+
+    match n {
+        Some(n) => {
+            for (what, measured, goal, ok) in nflog_side::target_rows(n) {
+                row(&what, measured, &goal, ok);
+            }
+        }
+        None => row(
+            "NFLOG source vs tcpdump, dumpcap, ulogd2",
+            "skipped (--only)".into(),
+            "<= 150 ns/packet, senders keep >= 0.72",
+            None,
+        ),
+    }
 
     // --- details ------------------------------------------------------------
     let _ = writeln!(
@@ -1015,7 +1029,7 @@ fn render(
             "| {} | {n} | {} | {} | {} |",
             m.name(),
             r.cpu[i].show(1),
-            scale(&r.rate[i], 1e-6).show(3),
+            r.rate[i].scaled(1e-6).show(3),
             M {
                 v: r.cpu[i].v.iter().map(|x| 1000.0 / x).collect()
             }
@@ -1109,8 +1123,10 @@ fn render(
         "\nThe same packets: recorded by imp2-record from imp2-loadgen, then `imp2-convert LOG -o \
          X.pcap` (untimed) gives editcap its input. Timed, alternately: `imp2-convert LOG -o \
          OUT.pcapng` and `editcap -F pcapng X.pcap OUT.pcapng` ({}), wall time including process \
-         start-up, input in the page cache, output to `{}` (no fsync). GB/s = bytes of pcapng \
-         written by that tool / its time.",
+         start-up, input in the page cache, output to `{}` (no fsync by either; imp2-convert's \
+         `--sync` would add one). GB/s = bytes of pcapng written by that tool / its time. \
+         imp2-convert reads and encodes on one thread and hands its output to the kernel from a \
+         second one (the copy into the page cache overlaps the encoding); editcap uses one.",
         c.editcap.as_deref().unwrap_or("editcap not installed"),
         dir.display()
     );
@@ -1150,14 +1166,65 @@ fn render(
             let _ = writeln!(o, "\nNote: {n}");
         }
     }
-    let _ = writeln!(
-        o,
-        "\n**Module vs tcpdump (AF_PACKET): not measured.** The guest is busybox-only and has no \
-         tcpdump; a static tcpdump (libpcap and tcpdump built with `-static` for the initramfs) \
-         was too costly to add in this change. For scale, on this host over veth (field notes, \
-         section 6) `tcpdump -w` costs 260-340 ns of capturing-process CPU per packet plus \
-         190-470 ns in the kernel's AF_PACKET tap."
-    );
+    let _ = writeln!(o, "\n## Module vs tcpdump (AF_PACKET) in the VM\n");
+    match &v.tcpdump {
+        Some(t) => {
+            let word = |key: &str| {
+                t.split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{key}=")))
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            let _ = writeln!(
+                o,
+                "| capture | captured / sent | lost | sender rate kept (median; each run) | capturer CPU ns/packet | sender's extra CPU ns/packet |\n|---|---|---|---|---|---|\n\
+                 | module + imp2-record | {} / {} | {} | {} ({}) | {} | {} |\n\
+                 | tcpdump -w | {} / {} | {} | {} ({}) | {} | {} |\n",
+                word("imp2_captured"),
+                word("sent"),
+                word("imp2_lost"),
+                word("imp2_kept"),
+                word("imp2_kept_all"),
+                word("imp2_ns"),
+                word("imp2_kns"),
+                word("tcpdump_captured"),
+                word("sent"),
+                word("tcpdump_dropped"),
+                word("tcpdump_kept"),
+                word("tcpdump_kept_all"),
+                word("tcpdump_ns"),
+                word("tcpdump_kns"),
+            );
+            let _ = writeln!(
+                o,
+                "Source: {}. In the guest ({} vCPUs under TCG), `traffic udpflood` sends {} 64-byte UDP \
+                 datagrams (92-byte packets) over `lo` per run, pinned to CPU 0, the capture pinned to \
+                 CPU 1; each round runs no capture, one capture, no capture, the other capture, and a \
+                 final no-capture run closes the set ({} rounds). Sender rate kept = the sender's \
+                 packets/s while capturing / the mean of the no-capture runs either side. Capturer \
+                 CPU = its threads' run time (schedstat) while attached, per packet; the sender's \
+                 extra CPU = its CPU per packet less the no-capture runs' (the kernel's share of the \
+                 capture, on the packet's CPU). tcpdump: `-w` to tmpfs, `-B 32768`, snaplen 65535; \
+                 imp2-record: the module's defaults, log on tmpfs. TCG emulation makes every cost \
+                 tens of times the host's, and the host was shared: single runs varied by up to \
+                 ±50%, so read the ratio with its per-run values. The line as printed:\n\n```\n{t}\n```",
+                v.source,
+                word("cpus"),
+                word("n"),
+                word("rounds"),
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "not measured: no `IMP2TEST tcpdump` line (run `IMP2_VM_SCENARIOS={VM_SCENARIOS} tools/vmtest/run.sh 6.1`)."
+            );
+        }
+    }
+
+    if let Some(n) = n {
+        let _ = writeln!(o, "\n{}", nflog_side::render(n).trim_end());
+    }
 
     let _ = writeln!(o, "\n## Burst absorption\n");
     if b.per_mib.v.is_empty() {
@@ -1203,17 +1270,12 @@ fn render(
          imp2-bare-recv --unit 2 --peer PORT --json -c N --rcvbuf 1G --duration 60\n\
          cargo run --release -p imp2-format --example append_bandwidth -- DIR {} {}\n\
          imp2-convert LOG -o OUT.pcapng; editcap -F pcapng IN.pcap OUT.pcapng\n\
-         IMP2_VM_SCENARIOS=load,perf tools/vmtest/run.sh 6.1\n\
+         IMP2_VM_SCENARIOS=load,perf,tcpdump tools/vmtest/run.sh 6.1\n\
+         tools/bench-nflog.sh{mode}                       # the NFLOG side by side alone\n\
          ```",
         plan.append_mib, plan.append_rounds
     );
     o
-}
-
-fn scale(m: &M, k: f64) -> M {
-    M {
-        v: m.v.iter().map(|x| x * k).collect(),
-    }
 }
 
 fn main() {
@@ -1233,7 +1295,7 @@ fn main() {
             "--only" => only = Some(args.next().expect("--only LIST")),
             "-h" | "--help" => {
                 println!(
-                    "imp2-bench-report [--quick] [--out BENCHMARKS.md] [--dir SCRATCH] [--vm | --no-vm]\n                   [--only receivers,append,sizes,conversion,burst,vm]"
+                    "imp2-bench-report [--quick] [--out BENCHMARKS.md] [--dir SCRATCH] [--vm | --no-vm]\n                   [--only receivers,append,sizes,conversion,burst,nflog,vm]"
                 );
                 return;
             }
@@ -1300,8 +1362,10 @@ fn main() {
     } else {
         Burst::default()
     };
+    step("NFLOG source vs tcpdump, dumpcap, ulogd2");
+    let n = on("nflog").then(|| nflog_side::run(&scratch, plan.quick));
     step(if plan.vm {
-        "VM test (load,perf)"
+        "VM test (load,perf,tcpdump)"
     } else {
         "VM test: last result"
     });
@@ -1314,7 +1378,7 @@ fn main() {
         }
     };
     let took = started.elapsed();
-    let text = render(&plan, &base, took, &r, &a, &s, &c, &v, &b);
+    let text = render(&plan, &base, took, &r, &a, &s, &c, &v, &b, n.as_ref());
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::write(&out, &text).expect("write the report");
     print!("{text}");

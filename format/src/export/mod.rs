@@ -1,9 +1,11 @@
 //! Export of a log to pcapng and classic pcap.
 //!
-//! Both exporters stream: they walk [`LogReader::events`] once and write
-//! each packet as it comes, so memory does not grow with the log (only with
-//! the number of interfaces). They write into any [`Write`]; wrap files in a
-//! `BufWriter`.
+//! Both exporters stream: they walk the log once ([`LogReader::chunks`],
+//! the frame-at-a-time form of [`LogReader::events`]) and encode
+//! each packet as it comes into a buffer of their own, which they hand to
+//! the output in writes of a few hundred KiB, so memory does not grow with
+//! the log (only with the number of interfaces). They write into any
+//! [`Write`]; a `BufWriter` around a file gains nothing.
 //!
 //! Records carry the packet from the network header on, so both formats use
 //! `LINKTYPE_RAW` (101), which readers decode as IPv4 or IPv6 from the first
@@ -21,6 +23,7 @@
 //! therefore always writes `if_tsresol` = 9, which makes the stored value
 //! the exact nanosecond count.
 
+mod output;
 mod pcap;
 mod pcapng;
 
@@ -162,6 +165,23 @@ pub fn export<W: Write>(
     }
 }
 
+/// Like [`export`], but `out` is written by a second thread while this one
+/// reads the log and encodes, in the same pieces, so that the `write(2)`
+/// calls (for a file: the kernel's copy into the page cache and the file
+/// system's work, about as long as the rest) overlap with decoding. The
+/// output is the same byte for byte; so are the errors (a write error
+/// stops the export and is returned).
+pub fn export_threaded<W: Write + Send>(
+    reader: &LogReader,
+    format: Format,
+    out: W,
+) -> Result<ExportReport, ExportError> {
+    output::with_writer_thread(out, |handoff| match format {
+        Format::Pcapng => run(reader, pcapng::PcapngSink::new(handoff, reader.header())?),
+        Format::Pcap => run(reader, pcap::PcapSink::new(handoff, reader.header())?),
+    })
+}
+
 /// Exports to pcapng; see [`export`].
 ///
 /// One SHB (`shb_userappl` `imp2 <version>`, `shb_os` `Linux <kernel
@@ -219,15 +239,23 @@ fn run<'r, S: Sink<'r>>(reader: &'r LogReader, mut sink: S) -> Result<ExportRepo
     let mut losses = Losses::default();
     let mut footer = None;
     let mut damage = None;
-    for event in reader.events() {
-        match event {
-            Ok(LogEvent::Record(record)) => {
-                sink.record(packets, &record)?;
-                packets += 1;
+    // Frame by frame: a RECORDS frame's records come as one slice (the
+    // same verified walk as `events`, without an event per record).
+    let mut chunks = reader.chunks();
+    while let Some(chunk) = chunks.next() {
+        match chunk {
+            Ok((records, event)) => {
+                for record in records {
+                    sink.record(packets, record)?;
+                    packets += 1;
+                }
+                match event {
+                    Some(LogEvent::Interface(interface)) => sink.interface(&interface)?,
+                    Some(LogEvent::Losses(delta)) => losses.add(&delta),
+                    Some(LogEvent::Footer(f)) => footer = Some(f),
+                    Some(LogEvent::Record(_)) | None => {}
+                }
             }
-            Ok(LogEvent::Interface(interface)) => sink.interface(&interface)?,
-            Ok(LogEvent::Losses(delta)) => losses.add(&delta),
-            Ok(LogEvent::Footer(f)) => footer = Some(f),
             Err(e) => {
                 damage = Some(e);
                 break;

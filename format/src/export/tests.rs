@@ -61,6 +61,7 @@ fn epb_golden_bytes() {
     let mut out = Vec::new();
     let mut sink = PcapngSink::new(&mut out, &h).unwrap();
     sink.record(0, &record(T0, 2, Hook::PRE_ROUTING)).unwrap();
+    sink.flush_buffer().unwrap();
     drop(sink);
     // SHB and one IDB come first; the EPB is the last 52 bytes.
     let epb = &out[out.len() - 52..];
@@ -88,7 +89,10 @@ fn epb_golden_bytes() {
 fn idb_golden_bytes() {
     let h = header();
     let mut out = Vec::new();
-    PcapngSink::new(&mut out, &h).unwrap();
+    PcapngSink::new(&mut out, &h)
+        .unwrap()
+        .flush_buffer()
+        .unwrap();
     // The IDB is the last block: find it by its trailing length.
     let len = u32::from_le_bytes(out[out.len() - 4..].try_into().unwrap()) as usize;
     let idb = &out[out.len() - len..];
@@ -429,4 +433,237 @@ fn export_reports_how_it_ended() {
     assert!(matches!(damage.kind, ReadErrorKind::BadChecksum { .. }));
     assert_eq!(out.len(), 24 + 5 * (16 + DATA.len()));
     assert!(read_error_reason(&damage.kind).starts_with("damaged frame: checksum mismatch"));
+}
+
+/// The same EPB through `pcap-file`'s encoder, the reference for
+/// [`super::pcapng::put_epb`]: a section with `ids` IDBs, all with
+/// `if_tsresol` = 9 as the exporter writes them.
+fn pcap_file_epb(ids: u32, id: u32, ts: u64, orig_len: u32, data: &[u8], flags: u32) -> Vec<u8> {
+    use pcap_file::DataLink;
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceTsResolution,
+    };
+    use std::borrow::Cow;
+
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    for _ in 0..ids {
+        let mut idb = InterfaceDescriptionBlock::new(DataLink::RAW, 0);
+        idb.options.push(InterfaceDescriptionOption::IfTsResol(
+            InterfaceTsResolution::NANO,
+        ));
+        w.write_pcapng_block(idb).unwrap();
+    }
+    let before = w.get_ref().len();
+    w.write_pcapng_block(EnhancedPacketBlock {
+        interface_id: id,
+        timestamp: Duration::from_nanos(ts),
+        original_len: orig_len,
+        data: Cow::Borrowed(data),
+        options: vec![EnhancedPacketOption::Flags(flags)],
+    })
+    .unwrap();
+    w.get_ref()[before..].to_vec()
+}
+
+/// The hand-written EPB encoder writes exactly what `pcap-file`'s does,
+/// for every padding, direction, interface and the extreme timestamps.
+#[test]
+fn put_epb_matches_pcap_file() {
+    let data: Vec<u8> = (0..=255u8).cycle().take(1500).collect();
+    let mut n = 0;
+    for len in (0..=9).chain([92, 1399, 1400, 1500]) {
+        for flags in [0, EPB_FLAGS_INBOUND, EPB_FLAGS_OUTBOUND] {
+            for (id, ts) in [(0, 0), (1, T0), (2, u64::from(u32::MAX)), (2, u64::MAX)] {
+                let d = &data[..len];
+                let orig = len as u32 + 7;
+                let mut fast = vec![0xAA]; // appends after what is there
+                super::pcapng::put_epb(&mut fast, id, ts, orig, d, flags).unwrap();
+                let reference = pcap_file_epb(3, id, ts, orig, d, flags);
+                assert_eq!(
+                    fast[1..],
+                    reference,
+                    "len {len} flags {flags} id {id} ts {ts}"
+                );
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 14 * 3 * 4);
+}
+
+/// A second golden EPB: data already 32-bit aligned (no padding), an
+/// unknown hook (flags 0) on the second interface.
+#[test]
+fn epb_golden_bytes_unpadded() {
+    let mut out = Vec::new();
+    super::pcapng::put_epb(
+        &mut out,
+        1,
+        0x0000_0001_0000_0002,
+        1500,
+        &[0x60, 0, 0, 0],
+        0,
+    )
+    .unwrap();
+    #[rustfmt::skip]
+    let golden: [u8; 48] = [
+        0x06, 0x00, 0x00, 0x00, // block type 6: EPB
+        0x30, 0x00, 0x00, 0x00, // block total length 48
+        0x01, 0x00, 0x00, 0x00, // interface id 1
+        0x01, 0x00, 0x00, 0x00, // timestamp high word: 1
+        0x02, 0x00, 0x00, 0x00, // timestamp low word: 2 (= 2^32 + 2 ns)
+        0x04, 0x00, 0x00, 0x00, // captured length 4
+        0xdc, 0x05, 0x00, 0x00, // original length 1500
+        0x60, 0x00, 0x00, 0x00, // packet data (4 bytes, no padding)
+        0x02, 0x00, 0x04, 0x00, // option epb_flags (2), length 4
+        0x00, 0x00, 0x00, 0x00, //   0: direction not available
+        0x00, 0x00, 0x00, 0x00, // opt_endofopt
+        0x30, 0x00, 0x00, 0x00, // block total length 48, again
+    ];
+    assert_eq!(out, golden);
+}
+
+/// The hand-written pcap record encoder writes what `pcap-file`'s does,
+/// and leaves what `pcap-file` refuses to it.
+#[test]
+fn put_record_matches_pcap_file() {
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapTsResolution, PcapWriter};
+
+    let data: Vec<u8> = (0..=255u8).cycle().take(1500).collect();
+    let header = PcapHeader {
+        snaplen: 1500,
+        ts_resolution: PcapTsResolution::NanoSecond,
+        endianness: pcap_file::Endianness::Little,
+        ..PcapHeader::default()
+    };
+    let last_ts = u64::from(u32::MAX) * 1_000_000_000 + 999_999_999;
+    for len in (0..=5).chain([92, 1400, 1500]) {
+        for ts in [0, T0, last_ts] {
+            let d = &data[..len];
+            let mut fast = Vec::new();
+            assert!(super::pcap::put_record(&mut fast, 1500, ts, 1600, d));
+            let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
+            let p = PcapPacket::new(Duration::from_nanos(ts), 1600, d).unwrap();
+            w.write_packet(&p).unwrap();
+            assert_eq!(fast, w.into_inner()[24..], "len {len} ts {ts}");
+        }
+    }
+    let mut buf = Vec::new();
+    // Past 2106, longer than the snap length, longer than the original.
+    assert!(!super::pcap::put_record(
+        &mut buf,
+        1500,
+        last_ts + 1,
+        10,
+        &data[..1]
+    ));
+    assert!(!super::pcap::put_record(&mut buf, 4, T0, 10, &data[..5]));
+    assert!(!super::pcap::put_record(&mut buf, 1500, T0, 4, &data[..5]));
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn pcap_refuses_times_past_2106() {
+    let h = header();
+    let mut out = Vec::new();
+    let mut sink = PcapSink::new(&mut out, &h).unwrap();
+    let late = (u64::from(u32::MAX) + 1) * 1_000_000_000;
+    let err = sink
+        .record(3, &record(late, 2, Hook::LOCAL_OUT))
+        .unwrap_err();
+    let ExportError::Encode { packet, reason } = err else {
+        panic!("{err}");
+    };
+    assert_eq!(packet, 3);
+    assert!(reason.to_lowercase().contains("timestamp"), "{reason}");
+}
+
+/// A log of every kind of frame, for the threaded exporter.
+fn sample_log(dir: &std::path::Path) -> LogReader {
+    use crate::log::LogWriter;
+
+    let path = dir.join("t.log");
+    let h = LogHeader {
+        snaplen: 1500,
+        ..header()
+    };
+    let mut w = LogWriter::create(&path, &h).unwrap();
+    let big: Vec<u8> = (0..=255u8).cycle().take(1400).collect();
+    for i in 0..20_000u64 {
+        let mut r = record(T0 + i * 1000, 2 + (i % 3) as u32, Hook((i % 5) as u8));
+        if i % 4 == 0 {
+            r.data = &big[..(i as usize % 1400)];
+            r.orig_len = 1400;
+        }
+        w.append(&r).unwrap();
+        if i % 500 == 499 {
+            w.commit().unwrap();
+        }
+        if i == 7_000 {
+            w.add_interface(&Interface {
+                ifindex: 3,
+                name: "wg0".into(),
+            })
+            .unwrap();
+        }
+    }
+    w.finish(T0 + 99_999_999).unwrap();
+    LogReader::open(&path).unwrap()
+}
+
+/// The writer thread changes where the writes happen, not what is
+/// written.
+#[test]
+fn threaded_export_writes_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = sample_log(dir.path());
+    for format in [Format::Pcapng, Format::Pcap] {
+        let mut direct = Vec::new();
+        let a = export(&reader, format, &mut direct).unwrap();
+        let mut threaded = Vec::new();
+        let b = export_threaded(&reader, format, &mut threaded).unwrap();
+        assert_eq!(a.packets, 20_000);
+        assert_eq!((a.packets, a.interfaces), (b.packets, b.interfaces));
+        assert!(direct.len() > 4 * (256 << 10), "several hand-overs");
+        assert!(direct == threaded, "{format}: outputs differ");
+    }
+}
+
+/// An output that fails after `left` bytes, like a full disk.
+struct FailAfter {
+    left: usize,
+}
+
+impl std::io::Write for FailAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A write error on the writer thread ends the export with that error,
+/// whether it happens early or at the very end.
+#[test]
+fn threaded_export_reports_the_write_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = sample_log(dir.path());
+    let mut full = Vec::new();
+    export(&reader, Format::Pcapng, &mut full).unwrap();
+    for left in [0, 100, 300 << 10, full.len() - 1] {
+        let err = export_threaded(&reader, Format::Pcapng, FailAfter { left }).unwrap_err();
+        match err {
+            ExportError::Io(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}"),
+            other => panic!("{other}"),
+        }
+    }
+    export_threaded(&reader, Format::Pcapng, FailAfter { left: full.len() }).unwrap();
 }

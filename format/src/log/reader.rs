@@ -267,6 +267,21 @@ impl LogReader {
         }
     }
 
+    /// The same walk as [`LogReader::events`], a frame at a time: the
+    /// records of a RECORDS frame come as one slice. For consumers that
+    /// handle every record alike (export), this spares building a
+    /// [`LogEvent`] per record; the verification is the same.
+    pub fn chunks(&self) -> Chunks<'_> {
+        Chunks(Events {
+            reader: self,
+            pos: self.info.header_len,
+            records: Vec::new(),
+            next_record: 0,
+            footer_seen: false,
+            done: false,
+        })
+    }
+
     fn error(&self, offset: u64, kind: ReadErrorKind) -> ReadError {
         ReadError {
             offset,
@@ -309,7 +324,47 @@ fn load_mutable_fields(buf: &[u8]) -> (u64, u32) {
     }
 }
 
+/// The walk of [`LogReader::chunks`]. Not an [`Iterator`]: the records a
+/// step hands out borrow the walk's buffer until the next step.
+#[derive(Debug)]
+pub struct Chunks<'a>(Events<'a>);
+
+impl<'a> Chunks<'a> {
+    /// The next step: either the records of one RECORDS frame (a non-empty
+    /// slice, in order) and `None`, or an empty slice and any other event
+    /// (never a [`LogEvent::Record`]). After an error (yielded once, last)
+    /// or at the end of the committed prefix, `None`.
+    ///
+    /// (A pair rather than an enum of its own so that the module's public
+    /// types stay those `log` re-exports.)
+    #[allow(clippy::should_implement_trait, clippy::type_complexity)] // lending
+    pub fn next(
+        &mut self,
+    ) -> Option<Result<(&[PacketRecord<'a>], Option<LogEvent<'a>>), ReadError>> {
+        let e = &mut self.0;
+        loop {
+            if e.done {
+                return None;
+            }
+            match e.next_frame() {
+                Ok(Some(ev)) => return Some(Ok((&[], Some(ev)))),
+                Ok(None) if !e.records.is_empty() => {
+                    // Handed out whole: `next_frame` clears them next time.
+                    e.next_record = e.records.len();
+                    return Some(Ok((&e.records, None)));
+                }
+                Ok(None) => {} // an empty or unknown frame, or the end
+                Err(err) => {
+                    e.done = true;
+                    return Some(Err(err));
+                }
+            }
+        }
+    }
+}
+
 /// Iterator behind [`LogReader::events`].
+#[derive(Debug)]
 struct Events<'a> {
     reader: &'a LogReader,
     /// Offset of the next frame.

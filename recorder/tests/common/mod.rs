@@ -1,129 +1,25 @@
 //! Running the real binaries against each other over real netlink sockets.
 
-#![allow(dead_code)]
+// Each test crate uses part of this module.
+#![allow(dead_code, unused_imports)]
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-/// Path of a workspace binary, building it once if this test run has not.
-pub fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
-    let path = dir.join(name);
-    BUILT.get_or_init(|| {
-        // `cargo test --workspace` builds every binary; `-p imp2-record`
-        // alone does not build the tools, so build them here.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "imp2-tools", "-p", "imp2-record"]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cannot run cargo to build the tools");
-        assert!(status.success(), "building imp2-tools failed");
-    });
-    assert!(path.exists(), "{} not built", path.display());
-    path
-}
+pub use imp2_tools::harness::{Loadgen, Output, bin, signal, wait};
 
-/// A running imp2-loadgen with its port id.
-pub struct Loadgen {
-    pub child: Child,
-    pub port: u32,
-}
-
-impl Loadgen {
-    /// Starts `imp2-loadgen --unit 2 --json --ready-file ... ARGS` and waits
-    /// until it listens.
-    pub fn start(dir: &Path, args: &[&str]) -> Loadgen {
-        let ready = dir.join(format!("loadgen-{}.ready", std::process::id()));
-        let _ = std::fs::remove_file(&ready);
-        let child = Command::new(bin("imp2-loadgen"))
-            .args(["--unit", "2", "--json", "--ready-file"])
-            .arg(&ready)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start imp2-loadgen");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Ok(s) = std::fs::read_to_string(&ready) {
-                if let Ok(p) = s.trim().parse::<u32>() {
-                    break p;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "imp2-loadgen did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Loadgen { child, port }
-    }
-
-    /// Waits (bounded) for exit and returns its JSON report.
-    pub fn finish(self, timeout: Duration) -> Value {
-        let out = wait_output(self.child, timeout, "imp2-loadgen");
-        assert!(out.status_ok, "imp2-loadgen failed: {}", out.stderr);
-        serde_json::from_str(out.stdout.trim())
-            .unwrap_or_else(|e| panic!("loadgen JSON: {e}: {}", out.stdout))
-    }
-}
-
-/// Output of a finished child.
-pub struct Output {
-    pub status_ok: bool,
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Waits for `child` at most `timeout` (then kills it and fails).
-pub fn wait_output(mut child: Child, timeout: Duration, what: &str) -> Output {
-    use std::os::unix::process::ExitStatusExt;
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(o) = stdout.as_mut() {
-            let _ = o.read_to_string(&mut s);
-        }
-        s
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(e) = stderr.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status_ok: status.success(),
-        code: status.code(),
-        signal: status.signal(),
-        stdout: out_thread.join().unwrap(),
-        stderr: err_thread.join().unwrap(),
-    }
+/// [`wait`], failing the test when the child overstays `timeout`.
+pub fn wait_output(child: Child, timeout: Duration, what: &str) -> Output {
+    let out = wait(child, timeout);
+    assert!(
+        !out.timed_out,
+        "{what} did not finish within {timeout:?}: {}",
+        out.stderr
+    );
+    out
 }
 
 /// Starts `imp2-record --unit 2 --peer PORT -o LOG --json -q ARGS`.
@@ -146,13 +42,6 @@ pub fn start_recorder(port: u32, log: &Path, args: &[&str], env: &[(&str, &str)]
         cmd.env(k, v);
     }
     cmd.spawn().expect("cannot start imp2-record")
-}
-
-/// Sends `signal` to `child`.
-pub fn signal(child: &Child, signal: i32) {
-    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    assert_eq!(rc, 0, "kill failed");
 }
 
 /// Parses the recorder's JSON summary.

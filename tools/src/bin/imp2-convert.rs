@@ -1,13 +1,14 @@
 //! `imp2-convert`: an imp2 log to pcapng or classic pcap.
 
 use std::fs::File;
-use std::io::{BufWriter, ErrorKind, IsTerminal};
+use std::io::{ErrorKind, IsTerminal};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use imp2_format::export::{ExportError, ExportReport, Format, export, io_reason};
+use imp2_format::export::{ExportError, ExportReport, Format, export_threaded, io_reason};
 use imp2_tools::{Failure, describe_read_error, open_log};
 
 const TOOL: &str = "imp2-convert";
@@ -42,6 +43,12 @@ struct Args {
     /// Output format (default: from the output's extension).
     #[arg(short, long, value_enum)]
     format: Option<FormatArg>,
+    /// Flush the output file to disk (fsync) before exiting, and fail if
+    /// that fails. Without it the output is left in the page cache, as
+    /// editcap and tcpdump leave theirs: waiting for the disk takes longer
+    /// than the conversion, and the log can always be converted again.
+    #[arg(long)]
+    sync: bool,
 }
 
 fn main() -> ExitCode {
@@ -75,8 +82,15 @@ fn run(args: &Args) -> Result<(), Failure> {
     let reader = open_log(&args.log)?;
     let report = if to_stdout {
         pcap_notice(format);
-        let stdout = std::io::stdout().lock();
-        match export(&reader, format, BufWriter::with_capacity(1 << 20, stdout)) {
+        // The exporter hands over a few hundred KiB per write: to a file of
+        // our own on a duplicate of fd 1 rather than through `Stdout`,
+        // whose line buffering would search every piece for newlines.
+        let stdout = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+            .map_err(|e| Failure::runtime(format!("stdout: {}", io_reason(&e))))?;
+        match export_threaded(&reader, format, stdout) {
             Ok(report) => report,
             // The reader went away (`| head`, `tshark -c N`): it has what it
             // wanted; say nothing, like a tool killed by SIGPIPE.
@@ -93,13 +107,15 @@ fn run(args: &Args) -> Result<(), Failure> {
             ))
         })?;
         pcap_notice(format);
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let report = export(&reader, format, &mut out);
+        // No BufWriter: the exporter buffers itself, and writes its pieces
+        // from a second thread, so that the kernel's copy into the page
+        // cache overlaps with reading the log. No fsync unless asked (see
+        // `--sync`): it made the conversion wait for the disk.
+        let report = export_threaded(&reader, format, &file);
         let report = report.and_then(|r| {
-            let file = out
-                .into_inner()
-                .map_err(|e| ExportError::Io(e.into_error()))?;
-            file.sync_all()?;
+            if args.sync {
+                file.sync_all()?;
+            }
             Ok(r)
         });
         report.map_err(|e| {
