@@ -22,6 +22,8 @@
 
 use std::time::Instant;
 
+use imp2_benches::{cpu_seconds, print_stage};
+
 use imp2_format::log::{LogHeader, LogWriter, WriteMode, WriterOptions};
 use imp2_format::synth::{PacketSynth, SynthOptions};
 use imp2_format::wire::{BatchBuilder, BatchTrailer, BatchWalker, Message, WalkItem};
@@ -53,7 +55,7 @@ fn main() {
 
     let (t, c) = (Instant::now(), cpu_seconds());
     let count = walk_only(&batches);
-    report("walk only", t, c, records);
+    print_stage("walk only", t, c, records, "record");
     println!("  ({count} data bytes)");
 
     let path = std::path::Path::new(&dir).join("hotpath.log");
@@ -64,7 +66,13 @@ fn main() {
     let mut w = LogWriter::create_with(&path, &LogHeader::default(), options).unwrap();
     let (t, c) = (Instant::now(), cpu_seconds());
     walk_append(&batches, &mut w, per_commit);
-    report(&format!("walk + log append ({mode:?})"), t, c, records);
+    print_stage(
+        &format!("walk + log append ({mode:?})"),
+        t,
+        c,
+        records,
+        "record",
+    );
     w.finish(0).unwrap();
     let size = std::fs::metadata(&path).unwrap().len();
     println!("  {:.1} bytes/record on disk", size as f64 / records as f64);
@@ -178,28 +186,4 @@ fn walk_append(batches: &[&[u8]], w: &mut LogWriter, per_commit: usize) {
         }
     }
     w.commit().unwrap();
-}
-
-fn report(what: &str, t: Instant, cpu: (f64, f64), records: usize) {
-    let per = |secs: f64| secs * 1e9 / records as f64;
-    let wall = per(t.elapsed().as_secs_f64());
-    let now = cpu_seconds();
-    let (user, sys) = (per(now.0 - cpu.0), per(now.1 - cpu.1));
-    println!(
-        "{what:32} {wall:6.1} ns/record wall, {:6.1} CPU ({user:.1} user + {sys:.1} system)",
-        user + sys
-    );
-}
-
-/// User and system CPU time of the process so far, in seconds.
-fn cpu_seconds() -> (f64, f64) {
-    // SAFETY: getrusage only fills the struct it is given; a zeroed rusage
-    // is a valid value of that plain C struct.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    (tv(ru.ru_utime), tv(ru.ru_stime))
 }

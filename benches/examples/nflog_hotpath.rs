@@ -16,6 +16,8 @@
 
 use std::time::Instant;
 
+use imp2_benches::{cpu_seconds, print_stage};
+
 use imp2_format::log::{LogHeader, LogWriter};
 use imp2_format::nflog::{
     Message, PacketMessage, PacketParser, Timestamp, Walker, consts, emit_done,
@@ -48,16 +50,16 @@ fn main() {
 
     let (t, c) = (Instant::now(), cpu_seconds());
     let n = walk_general(&datagrams);
-    report("walk (general)", t, c, n);
+    print_stage("walk (general)", t, c, n, "packet");
     let (t, c) = (Instant::now(), cpu_seconds());
     let n = walk_fast(&datagrams);
-    report("walk (fast)", t, c, n);
+    print_stage("walk (fast)", t, c, n, "packet");
 
     let path = std::path::Path::new(&dir).join("nflog_hotpath.log");
     let mut w = LogWriter::create(&path, &LogHeader::default()).unwrap();
     let (t, c) = (Instant::now(), cpu_seconds());
     walk_append(&datagrams, &mut w);
-    report("walk (fast) + log append", t, c, packets);
+    print_stage("walk (fast) + log append", t, c, packets, "packet");
     w.finish(0).unwrap();
     let size = std::fs::metadata(&path).unwrap().len();
     println!("  {:.1} bytes/packet on disk", size as f64 / packets as f64);
@@ -196,28 +198,4 @@ fn walk_append(datagrams: &[&[u8]], w: &mut LogWriter) {
         parser = walker.parser();
         w.commit().unwrap();
     }
-}
-
-fn report(what: &str, t: Instant, cpu: (f64, f64), packets: usize) {
-    let per = |secs: f64| secs * 1e9 / packets as f64;
-    let wall = per(t.elapsed().as_secs_f64());
-    let now = cpu_seconds();
-    let (user, sys) = (per(now.0 - cpu.0), per(now.1 - cpu.1));
-    println!(
-        "{what:32} {wall:6.1} ns/packet wall, {:6.1} CPU ({user:.1} user + {sys:.1} system)",
-        user + sys
-    );
-}
-
-/// User and system CPU time of the process so far, in seconds.
-fn cpu_seconds() -> (f64, f64) {
-    // SAFETY: getrusage only fills the struct it is given; a zeroed rusage
-    // is a valid value of that plain C struct.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    (tv(ru.ru_utime), tv(ru.ru_stime))
 }

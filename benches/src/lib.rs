@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imp2_format::log::{LogHeader, LogWriter};
 use imp2_format::synth::{PacketSynth, SynthOptions};
@@ -121,6 +121,20 @@ pub fn cpu_seconds() -> (f64, f64) {
     };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     (tv(ru.ru_utime), tv(ru.ru_stime))
+}
+
+/// Prints one stage of a profiling example: wall and CPU time (user +
+/// system, so the kernel's share of writes and faults counts) per item,
+/// from `started` and `cpu` (from [`cpu_seconds`]) until now.
+pub fn print_stage(what: &str, started: Instant, cpu: (f64, f64), items: usize, unit: &str) {
+    let per = |secs: f64| secs * 1e9 / items as f64;
+    let wall = per(started.elapsed().as_secs_f64());
+    let now = cpu_seconds();
+    let (user, sys) = (per(now.0 - cpu.0), per(now.1 - cpu.1));
+    println!(
+        "{what:32} {wall:6.1} ns/{unit} wall, {:6.1} CPU ({user:.1} user + {sys:.1} system)",
+        user + sys
+    );
 }
 
 /// Which receiver a run uses.

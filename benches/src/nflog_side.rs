@@ -32,6 +32,7 @@ use imp2_format::log::{LogEvent, LogReader};
 use serde_json::Value;
 
 use crate::{M, bin_dir};
+use imp2_tools::harness::VethPair;
 
 /// UDP port the flood goes to; the rule matches it.
 const PORT: u16 = 9999;
@@ -205,28 +206,6 @@ pub struct NflogSide {
 // ---------------------------------------------------------------------------
 // Helpers: commands, processes, namespaces
 
-/// Runs a short command to completion (bounded); its stdout, or an error
-/// naming the command and its stderr.
-fn run_cmd(program: &str, args: &[&str]) -> Result<String, String> {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-    let out = crate::wait(child, STEP);
-    if out.ok {
-        Ok(out.stdout)
-    } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            out.stderr.trim()
-        ))
-    }
-}
-
 /// First line of `program --version` (stdout or stderr), if it runs.
 fn version(program: &str, arg: &str) -> Result<String, String> {
     let out = Command::new(program)
@@ -252,115 +231,30 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Two namespaces and the veth pair between them; deleted on drop (which
-/// also runs when a step fails or panics).
-#[derive(Debug)]
-struct Netns {
-    a: String,
-    b: String,
-    va: String,
-    vb: String,
+/// The flood's namespaces (the harness's veth pair, IPv6 off: no
+/// neighbour discovery or MLD packets in the AF_PACKET captures, only the
+/// flood and one ARP exchange) with the NFLOG ruleset loaded in B.
+fn netns(dir: &Path) -> Result<VethPair, String> {
+    let ns = VethPair::new("imp2nf", NET, None)?;
+    ns.nft(&ruleset(), dir)?;
+    Ok(ns)
 }
 
-impl Netns {
-    fn new(dir: &Path) -> Result<Netns, String> {
-        let pid = std::process::id();
-        // The guard exists before the first namespace does.
-        let ns = Netns {
-            a: format!("imp2nf-{pid}-a"),
-            b: format!("imp2nf-{pid}-b"),
-            va: format!("nfa{pid}"),
-            vb: format!("nfb{pid}"),
-        };
-        run_cmd("ip", &["netns", "add", &ns.a])?;
-        run_cmd("ip", &["netns", "add", &ns.b])?;
-        run_cmd(
-            "ip",
-            &[
-                "link", "add", &ns.va, "netns", &ns.a, "type", "veth", "peer", "name", &ns.vb,
-                "netns", &ns.b,
-            ],
-        )?;
-        for (side, dev, host) in [(&ns.a, &ns.va, 1), (&ns.b, &ns.vb, 2)] {
-            // No IPv6 on the pair: no neighbour discovery or MLD packets in
-            // the AF_PACKET captures, only the flood (and one ARP exchange).
-            run_cmd(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    side,
-                    "sysctl",
-                    "-qw",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ],
-            )?;
-            run_cmd(
-                "ip",
-                &[
-                    "-n",
-                    side,
-                    "addr",
-                    "add",
-                    &format!("{NET}.{host}/24"),
-                    "dev",
-                    dev,
-                ],
-            )?;
-            run_cmd("ip", &["-n", side, "link", "set", dev, "up"])?;
-            run_cmd("ip", &["-n", side, "link", "set", "lo", "up"])?;
-        }
-        let rules = dir.join("ruleset.nft");
-        std::fs::write(&rules, ruleset()).map_err(|e| format!("{}: {e}", rules.display()))?;
-        let path = rules.to_string_lossy().into_owned();
-        run_cmd("ip", &["netns", "exec", &ns.b, "nft", "-f", &path])?;
-        Ok(ns)
-    }
-
-    /// `ip netns exec NS PROGRAM ARGS` (iproute2 execs the program in
-    /// place: the child's pid is the program's).
-    fn exec(&self, ns: &str, program: &Path, args: &[String]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).arg(program).args(args);
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
-    /// Packets the rule has counted so far (arrived at B's input).
-    fn arrived(&self) -> Result<u64, String> {
-        let json = run_cmd(
-            "ip",
-            &["netns", "exec", &self.b, "nft", "-j", "list", "ruleset"],
-        )?;
-        let v: Value = serde_json::from_str(&json).map_err(|e| format!("nft -j: {e}"))?;
-        let items = v["nftables"].as_array().ok_or("nft -j: no `nftables`")?;
-        items
-            .iter()
-            .filter_map(|i| i.get("rule"))
-            .flat_map(|r| r["expr"].as_array().into_iter().flatten())
-            .find_map(|e| e.get("counter").and_then(|c| c["packets"].as_u64()))
-            .ok_or_else(|| "nft: the rule's counter is missing".to_string())
-    }
+/// Packets the flood rule has counted so far (arrived at B's input).
+fn arrived(ns: &VethPair) -> Result<u64, String> {
+    ns.counters()?
+        .get(RULE)
+        .copied()
+        .ok_or_else(|| "nft: the rule's counter is missing".to_string())
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting a namespace removes its veth end, and so the pair.
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
+/// Comment of the flood's rule (names its counter).
+const RULE: &str = "flood";
 
 fn ruleset() -> String {
     format!(
         "table inet imp2bench {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
-         udp dport {PORT} counter log group {GROUP} drop\n  }}\n}}\n"
+         udp dport {PORT} counter log group {GROUP} drop comment \"{RULE}\"\n  }}\n}}\n"
     )
 }
 
@@ -759,7 +653,7 @@ struct Flood {
     pps: f64,
 }
 
-fn flood(ns: &Netns, env: &Env, n: u64) -> Result<Flood, String> {
+fn flood(ns: &VethPair, env: &Env, n: u64) -> Result<Flood, String> {
     let args: Vec<String> = [
         "--udp".into(),
         format!("{NET}.2:{PORT}"),
@@ -839,7 +733,7 @@ fn ulogd_log(out: &Path) -> PathBuf {
 }
 
 /// The program and arguments of a capturer writing to `out`.
-fn command(cap: Capturer, ns: &Netns, env: &Env, out: &Path, dir: &Path) -> (PathBuf, Vec<String>) {
+fn command(cap: Capturer, env: &Env, out: &Path, dir: &Path) -> (PathBuf, Vec<String>) {
     let out_s = out.to_string_lossy().into_owned();
     match cap {
         Capturer::Imp2 => (
@@ -860,7 +754,7 @@ fn command(cap: Capturer, ns: &Netns, env: &Env, out: &Path, dir: &Path) -> (Pat
             vec![
                 "-n".into(),
                 "-i".into(),
-                ns.vb.clone(),
+                VethPair::DEV_B.to_string(),
                 "-B".into(),
                 "262144".into(),
                 "-s".into(),
@@ -876,7 +770,7 @@ fn command(cap: Capturer, ns: &Netns, env: &Env, out: &Path, dir: &Path) -> (Pat
             vec![
                 "-q".into(),
                 "-i".into(),
-                ns.vb.clone(),
+                VethPair::DEV_B.to_string(),
                 "-B".into(),
                 "256".into(),
                 "-s".into(),
@@ -946,7 +840,7 @@ struct CaptureRun {
 /// traffic run's settle (an idle run: its fixed start-up and stop cost).
 fn capture(
     cap: Capturer,
-    ns: &Netns,
+    ns: &VethPair,
     env: &Env,
     dir: &Path,
     tag: &str,
@@ -957,10 +851,10 @@ fn capture(
     let stdout_path = dir.join(format!("{}-{tag}.stdout", cap.short()));
     let stdout = std::fs::File::create(&stdout_path)
         .map_err(|e| format!("{}: {e}", stdout_path.display()))?;
-    let (program, args) = command(cap, ns, env, &out, dir);
+    let (program, args) = command(cap, env, &out, dir);
     let mut proc = Proc::spawn(ns.exec(&ns.b, &program, &args), cap.short(), stdout.into())?;
     wait_ready(cap, &mut proc)?;
-    let arrived0 = ns.arrived().ok();
+    let arrived0 = arrived(ns).ok();
     let sent = match n {
         Some(n) => Some(flood(ns, env, n)?),
         None => None,
@@ -980,7 +874,7 @@ fn capture(
             last = now;
         }
     }
-    let arrived = arrived0.and_then(|a0| ns.arrived().ok().map(|a1| a1 - a0));
+    let arrived = arrived0.and_then(|a0| arrived(ns).ok().map(|a1| a1 - a0));
     let exit = proc.stop(cap.stop_signal(), STEP)?;
     let stderr = proc.stderr();
     let json = std::fs::read_to_string(&stdout_path).unwrap_or_default();
@@ -1214,7 +1108,7 @@ fn run_rounds(
         .iter()
         .map(|&c| CapStats::new(c, availability(c, &env), command_text(c)))
         .collect();
-    let ns = Netns::new(dir)?;
+    let ns = netns(dir)?;
     // Resolves ARP and warms the path; not measured.
     flood(&ns, &env, 20_000).map_err(|e| format!("warm-up flood: {e}"))?;
     let usable: Vec<usize> = (0..side.caps.len())
@@ -1291,7 +1185,7 @@ fn run_rounds(
 }
 
 /// A no-capture flood: its packets/s, or `None` (noted) if it failed.
-fn baseline(side: &mut NflogSide, ns: &Netns, env: &Env, n: u64, round: usize) -> Option<f64> {
+fn baseline(side: &mut NflogSide, ns: &VethPair, env: &Env, n: u64, round: usize) -> Option<f64> {
     match flood(ns, env, n) {
         Ok(b) => {
             side.baseline_pps.push(b.pps);

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use imp2_format::log::{LogEvent, LogReader};
 use imp2_format::{Family, Hook, PacketRecord};
+use imp2_tools::harness::{VethPair, run};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -60,143 +61,53 @@ fn require_tools() {
 /// Runs a command to completion (bounded), panicking with its output on
 /// failure.
 fn sh(program: &str, args: &[&str]) -> String {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let out = wait_output(child, Duration::from_secs(30), program);
-    assert!(
-        out.ok,
-        "{program} {args:?} failed: {}{}",
-        out.stdout, out.stderr
-    );
-    out.stdout
+    run(program, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Two namespaces joined by a veth pair; removed on drop.
+/// Two namespaces joined by a veth pair (the harness's), numbered for the
+/// test's addresses (`10.199.N.0/24`, `fd00:199:N::/64`) and groups.
 struct Netns {
-    /// Sending side.
-    a: String,
-    /// Receiving side (rules and recorder).
-    b: String,
-    /// Third octet / group of the addresses.
+    pair: VethPair,
     n: u32,
+}
+
+impl std::ops::Deref for Netns {
+    type Target = VethPair;
+    fn deref(&self) -> &VethPair {
+        &self.pair
+    }
 }
 
 impl Netns {
     fn new() -> Netns {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed) + 1;
-        let pid = std::process::id();
-        let ns = Netns {
-            a: format!("imp2t-{pid}-{n}-a"),
-            b: format!("imp2t-{pid}-{n}-b"),
-            n,
-        };
-        // A guard first: from here on, whatever fails is cleaned up.
-        sh("ip", &["netns", "add", &ns.a]);
-        sh("ip", &["netns", "add", &ns.b]);
-        sh(
-            "ip",
-            &[
-                "link", "add", "va", "netns", &ns.a, "type", "veth", "peer", "name", "vb", "netns",
-                &ns.b,
-            ],
-        );
-        for (side, dev, host) in [(&ns.a, "va", 1), (&ns.b, "vb", 2)] {
-            sh(
-                "ip",
-                &[
-                    "-n",
-                    side,
-                    "addr",
-                    "add",
-                    &format!("10.199.{n}.{host}/24"),
-                    "dev",
-                    dev,
-                ],
-            );
-            sh(
-                "ip",
-                &[
-                    "-n",
-                    side,
-                    "addr",
-                    "add",
-                    &format!("fd00:199:{n}::{host}/64"),
-                    "dev",
-                    dev,
-                    "nodad",
-                ],
-            );
-            sh("ip", &["-n", side, "link", "set", dev, "up"]);
-            sh("ip", &["-n", side, "link", "set", "lo", "up"]);
-        }
-        ns
+        let pair = VethPair::new(
+            &format!("imp2t{n}"),
+            &format!("10.199.{n}"),
+            Some(&format!("fd00:199:{n}:")),
+        )
+        .unwrap_or_else(|e| panic!("cannot set up the namespaces: {e}"));
+        Netns { pair, n }
     }
 
-    fn v4(&self, host: u8) -> String {
-        format!("10.199.{}.{host}", self.n)
-    }
-
-    fn v6(&self, host: u8) -> String {
-        format!("fd00:199:{}::{host}", self.n)
-    }
-
-    /// `ip netns exec NS PROGRAM ARGS...`
+    /// `ip netns exec NS PROGRAM ARGS`, output piped.
     fn exec(&self, ns: &str, program: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).arg(program).args(args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.pair.exec(ns, program, args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd
     }
 
     /// Loads an nft ruleset into the receiving namespace.
     fn nft(&self, ruleset: &str) {
-        let path =
-            std::env::temp_dir().join(format!("imp2t-{}-{}.nft", std::process::id(), self.n));
-        std::fs::write(&path, ruleset).unwrap();
-        sh(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.b,
-                "nft",
-                "-f",
-                path.to_str().unwrap(),
-            ],
-        );
-        let _ = std::fs::remove_file(&path);
+        self.pair
+            .nft(ruleset, &std::env::temp_dir())
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Packet counters of the receiving namespace's rules, by comment.
     fn counters(&self) -> BTreeMap<String, u64> {
-        let json = sh(
-            "ip",
-            &["netns", "exec", &self.b, "nft", "-j", "list", "ruleset"],
-        );
-        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let mut out = BTreeMap::new();
-        for item in v["nftables"].as_array().unwrap() {
-            let Some(rule) = item.get("rule") else {
-                continue;
-            };
-            let Some(comment) = rule["comment"].as_str() else {
-                continue;
-            };
-            for e in rule["expr"].as_array().unwrap() {
-                if let Some(c) = e.get("counter") {
-                    out.insert(comment.to_string(), c["packets"].as_u64().unwrap());
-                }
-            }
-        }
-        out
+        self.pair.counters().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits (bounded) until NFLOG group `group` is bound in the receiving
@@ -228,19 +139,6 @@ impl Netns {
                 "NFLOG group {group} was not bound in time"
             );
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting a namespace removes its veth end (and so the pair).
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
         }
     }
 }
