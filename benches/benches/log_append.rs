@@ -5,12 +5,11 @@
 //! iteration writes 64 MiB into a fresh file (no fsync). Throughput in
 //! bytes/s of log.
 
-use std::fs::{File, OpenOptions};
 use std::hint::black_box;
-use std::io::Write;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use imp2_benches::append_baseline;
 use imp2_format::PacketRecord;
 use imp2_format::log::{LogReader, LogWriter, WriteMode, WriterOptions};
 
@@ -47,40 +46,6 @@ fn writer(path: &Path, mode: WriteMode, pk: &[(Vec<u8>, PacketRecord<'static>)])
     let len = w.committed_len();
     drop(w); // no finish: no fdatasync in the timed part
     len
-}
-
-fn write_plain(path: &Path, enc: &[u8]) -> u64 {
-    let mut f = File::create(path).expect("create");
-    let mut done = 0u64;
-    while done < TARGET {
-        let off = (done % enc.len() as u64) as usize;
-        let n = (enc.len() - off).min(1 << 20);
-        f.write_all(&enc[off..off + n]).expect("write");
-        done += n as u64;
-    }
-    done
-}
-
-fn mmap_faulting(path: &Path, enc: &[u8]) -> u64 {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .expect("create");
-    f.set_len(TARGET).expect("ftruncate");
-    // SAFETY: a file this function just created and alone uses; the map is
-    // dropped before the file is closed or removed.
-    let mut map = unsafe { memmap2::MmapMut::map_mut(&f) }.expect("mmap");
-    let mut done = 0usize;
-    while (done as u64) < TARGET {
-        let off = done % enc.len();
-        let n = (enc.len() - off).min(1 << 20).min(TARGET as usize - done);
-        map[done..done + n].copy_from_slice(&enc[off..off + n]);
-        done += n;
-    }
-    done as u64
 }
 
 fn append(c: &mut Criterion) {
@@ -120,16 +85,17 @@ fn append(c: &mut Criterion) {
     }
     g.bench_function("write()", |b| {
         b.iter(|| {
-            let n = write_plain(&path, &enc);
+            let f = append_baseline::write(&path, &enc, TARGET);
+            drop(black_box(f));
             std::fs::remove_file(&path).expect("remove");
-            black_box(n)
         });
     });
     g.bench_function("mmap_faulting", |b| {
         b.iter(|| {
-            let n = mmap_faulting(&path, &enc);
+            let (f, map) = append_baseline::mmap_faulting(&path, &enc, TARGET);
+            drop(black_box(map));
+            drop(f);
             std::fs::remove_file(&path).expect("remove");
-            black_box(n)
         });
     });
     g.finish();

@@ -137,6 +137,54 @@ pub fn print_stage(what: &str, started: Instant, cpu: (f64, f64), items: usize, 
     );
 }
 
+/// The log-append baselines that the `log_append` criterion suite and the
+/// `append_bandwidth` example set beside the writer: `target` bytes of
+/// already encoded log frames `enc` (repeated) into a fresh file at `path`,
+/// I/O cost only. Neither flushes: the caller times, then syncs if it wants.
+pub mod append_baseline {
+    use std::fs::{File, OpenOptions};
+    use std::io::Write;
+    use std::path::Path;
+
+    /// `write()` in 1 MiB calls. Returns the file.
+    pub fn write(path: &Path, enc: &[u8], target: u64) -> File {
+        let mut f = File::create(path).expect("create");
+        let mut done = 0u64;
+        while done < target {
+            let off = (done % enc.len() as u64) as usize;
+            let n = (enc.len() - off).min(1 << 20).min((target - done) as usize);
+            f.write_all(&enc[off..off + n]).expect("write");
+            done += n as u64;
+        }
+        f
+    }
+
+    /// `ftruncate` to `target`, one shared map, `memcpy`: every page faults
+    /// on its first write (and a sparse file on a full disk would SIGBUS:
+    /// the naive way the writer avoids). Returns the file and the map.
+    pub fn mmap_faulting(path: &Path, enc: &[u8], target: u64) -> (File, memmap2::MmapMut) {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .expect("create");
+        f.set_len(target).expect("ftruncate");
+        // SAFETY: a file this function just created and alone uses; the
+        // caller drops the map before it closes or removes the file.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&f) }.expect("mmap");
+        let mut done = 0usize;
+        while (done as u64) < target {
+            let off = done % enc.len();
+            let n = (enc.len() - off).min(1 << 20).min(target as usize - done);
+            map[done..done + n].copy_from_slice(&enc[off..off + n]);
+            done += n;
+        }
+        (f, map)
+    }
+}
+
 /// Which receiver a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Receiver {

@@ -234,7 +234,7 @@ fn receivers(dir: &Path, plan: &Plan) -> RecvResults {
 }
 
 // ---------------------------------------------------------------------------
-// Log append bandwidth (format/examples/append_bandwidth.rs)
+// Log append bandwidth (benches/examples/append_bandwidth.rs)
 
 #[derive(Debug, Default)]
 struct Append {
@@ -1069,7 +1069,7 @@ fn render(
         }
         let _ = writeln!(
             o,
-            "\n`cargo run --release -p imp2-format --example append_bandwidth -- {} {} {}`: \
+            "\n`cargo run --release -p imp2-benches --example append_bandwidth -- {} {} {}`: \
              {} MiB per run into a fresh file, methods in rotating order; the imp2 writer encodes \
              realistic records (two 1400-byte packets per 92-byte one) and commits every 500 \
              records; `write()` and `mmap faulting` copy the writer's already encoded bytes \
@@ -1268,7 +1268,7 @@ fn render(
          imp2-loadgen --unit 2 --json --ready-file F -n N --size 64 [--per-record] [--linger 0]\n\
          imp2-record --unit 2 --peer PORT -o LOG --json -q -c N --rcvbuf 1G --duration 60\n\
          imp2-bare-recv --unit 2 --peer PORT --json -c N --rcvbuf 1G --duration 60\n\
-         cargo run --release -p imp2-format --example append_bandwidth -- DIR {} {}\n\
+         cargo run --release -p imp2-benches --example append_bandwidth -- DIR {} {}\n\
          imp2-convert LOG -o OUT.pcapng; editcap -F pcapng IN.pcap OUT.pcapng\n\
          IMP2_VM_SCENARIOS=load,perf,tcpdump tools/vmtest/run.sh 6.1\n\
          tools/bench-nflog.sh{mode}                       # the NFLOG side by side alone\n\

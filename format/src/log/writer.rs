@@ -17,8 +17,8 @@
 //! comes on top. On the x86 VMs imp2 was measured on (no ERMS: the kernel
 //! zeroes pages at ~1 GB/s but copies at ~4 GB/s) the prefaulted mapping
 //! appends at less than half the speed of the frame buffer; the
-//! `append_bandwidth` example measures both on the machine at hand. The
-//! frame buffer stays cache-hot, so encoding into it and `pwrite`-ing it
+//! `append_bandwidth` example of imp2-benches measures both on the machine
+//! at hand. The frame buffer stays cache-hot, so encoding into it and `pwrite`-ing it
 //! costs about what `write()` of already encoded bytes costs; the rest of
 //! the writer's time is the CRC32C, computed in chunks while the encoded
 //! bytes are still in cache.

@@ -2,7 +2,7 @@
 //! page-faulting mmap, on the same file system and the same bytes.
 //!
 //! ```text
-//! cargo run --release -p imp2-format --example append_bandwidth -- [DIR] [MIB] [ROUNDS] [METHODS]
+//! cargo run --release -p imp2-benches --example append_bandwidth -- [DIR] [MIB] [ROUNDS] [METHODS]
 //! ```
 //!
 //! Defaults: `/tmp`, 2048 MiB per run, 3 rounds, all methods (METHODS:
@@ -28,10 +28,12 @@
 //! process during the append phase (less noisy than wall time on a shared
 //! machine; kernel writeback threads are not included).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use imp2_benches::append_baseline;
 
 use imp2_format::log::{LogHeader, LogReader, LogWriter, WriteMode, WriterOptions};
 use imp2_format::{Family, Hook, PacketRecord};
@@ -154,16 +156,10 @@ fn header() -> LogHeader {
     }
 }
 
+/// User + system CPU seconds of this process so far.
 fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a
-    // valid value of that plain C struct.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    let (user, sys) = imp2_benches::cpu_seconds();
+    user + sys
 }
 
 /// Appends records through a LogWriter until the log holds `target` bytes.
@@ -198,14 +194,7 @@ fn run_writer(path: &Path, mode: WriteMode, target: u64, pk: &Packets) -> Run {
 /// `write()` of pre-encoded bytes in 1 MiB calls.
 fn run_write(path: &Path, target: u64, enc: &[u8]) -> Run {
     let (t0, c0) = (Instant::now(), cpu_seconds());
-    let mut f = File::create(path).expect("create");
-    let mut done = 0u64;
-    while done < target {
-        let off = (done % enc.len() as u64) as usize;
-        let n = (enc.len() - off).min(1 << 20).min((target - done) as usize);
-        f.write_all(&enc[off..off + n]).expect("write");
-        done += n as u64;
-    }
+    let f = append_baseline::write(path, enc, target);
     let (append_s, append_cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     f.sync_data().expect("sync");
     drop(f);
@@ -249,29 +238,10 @@ fn run_bufwriter(path: &Path, target: u64, pk: &Packets) -> Run {
     }
 }
 
-/// ftruncate + one big shared map + memcpy: every page faults on first
-/// write (and a sparse file on a full disk would SIGBUS: this is the naive
-/// way the writer avoids).
+/// The naive page-faulting map (see `append_baseline::mmap_faulting`).
 fn run_mmap_faulting(path: &Path, target: u64, enc: &[u8]) -> Run {
     let (t0, c0) = (Instant::now(), cpu_seconds());
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .expect("create");
-    f.set_len(target).expect("ftruncate");
-    // SAFETY: a file this function just created and alone uses; the map
-    // is dropped before the file is closed or removed.
-    let mut map = unsafe { memmap2::MmapMut::map_mut(&f) }.expect("mmap");
-    let mut done = 0usize;
-    while (done as u64) < target {
-        let off = done % enc.len();
-        let n = (enc.len() - off).min(1 << 20).min(target as usize - done);
-        map[done..done + n].copy_from_slice(&enc[off..off + n]);
-        done += n;
-    }
+    let (f, map) = append_baseline::mmap_faulting(path, enc, target);
     let (append_s, append_cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     map.flush().expect("msync");
     drop(map);
