@@ -18,9 +18,10 @@ use std::time::Instant;
 
 use imp2_benches::{cpu_seconds, print_stage};
 
+use imp2_format::PacketRecord;
 use imp2_format::log::{LogHeader, LogWriter};
 use imp2_format::nflog::{
-    Message, PacketMessage, PacketParser, Timestamp, Walker, consts, emit_done,
+    Item, Message, PacketMessage, PacketParser, Timestamp, Walker, consts, emit_done,
 };
 use imp2_format::synth::{PacketSynth, SynthOptions};
 
@@ -143,59 +144,50 @@ fn walk_general(datagrams: &[&[u8]]) -> usize {
 #[inline(never)]
 fn walk_fast(datagrams: &[&[u8]]) -> usize {
     let mut n = 0;
-    let mut parser = PacketParser::default();
-    for d in datagrams {
-        let mut walker = Walker::with_parser(d, parser);
-        loop {
-            if let Some(p) = walker.next_packet() {
-                if let Ok(r) = p.record {
-                    n += usize::from(!r.data.is_empty());
-                }
-                continue;
-            }
-            match walker.next() {
-                Some(Ok(item)) => {
-                    if let Message::Packet(p) = item.message {
-                        if let Ok(r) = p.to_record(0) {
-                            n += usize::from(!r.data.is_empty());
-                        }
-                    }
-                }
-                Some(Err(_)) => {}
-                None => break,
-            }
-        }
-        parser = walker.parser();
-    }
+    each_packet(datagrams, |r| n += usize::from(!r.data.is_empty()), || {});
     n
 }
 
 /// Walks and appends every packet, committing once per datagram.
 #[inline(never)]
 fn walk_append(datagrams: &[&[u8]], w: &mut LogWriter) {
+    let w = std::cell::RefCell::new(w);
+    each_packet(
+        datagrams,
+        |r| w.borrow_mut().append(&r).unwrap(),
+        || w.borrow_mut().commit().unwrap(),
+    );
+}
+
+/// The recorder's walk: packets of a known shape through
+/// `Walker::next_packet`, everything else through the iterator; `on` gets
+/// each IP packet's record, `end` runs after each datagram.
+#[inline(always)]
+fn each_packet<'a>(
+    datagrams: &[&'a [u8]],
+    mut on: impl FnMut(PacketRecord<'a>),
+    mut end: impl FnMut(),
+) {
     let mut parser = PacketParser::default();
     for d in datagrams {
         let mut walker = Walker::with_parser(d, parser);
         loop {
-            if let Some(p) = walker.next_packet() {
-                if let Ok(r) = p.record {
-                    w.append(&r).unwrap();
-                }
-                continue;
-            }
-            match walker.next() {
-                Some(Ok(item)) => {
-                    if let Message::Packet(p) = item.message {
-                        if let Ok(r) = p.to_record(0) {
-                            w.append(&r).unwrap();
-                        }
-                    }
-                }
-                Some(Err(_)) => {}
-                None => break,
+            let logged = match walker.next_packet() {
+                Some(p) => p,
+                None => match walker.next() {
+                    Some(Ok(Item {
+                        message: Message::Packet(p),
+                        ..
+                    })) => p.logged(),
+                    Some(_) => continue,
+                    None => break,
+                },
+            };
+            if let Ok(r) = logged.record {
+                on(r);
             }
         }
         parser = walker.parser();
-        w.commit().unwrap();
+        end();
     }
 }

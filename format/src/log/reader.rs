@@ -257,6 +257,19 @@ impl LogReader {
     /// decoded, so the events before an error are exactly the contents of
     /// the intact frames that precede the damaged one.
     pub fn events(&self) -> impl Iterator<Item = Result<LogEvent<'_>, ReadError>> + '_ {
+        self.walk()
+    }
+
+    /// The same walk as [`LogReader::events`], a frame at a time: the
+    /// records of a RECORDS frame come as one slice. For consumers that
+    /// handle every record alike (export), this spares building a
+    /// [`LogEvent`] per record; the verification is the same.
+    pub fn chunks(&self) -> Chunks<'_> {
+        Chunks(self.walk())
+    }
+
+    /// A walk of the frames from the first one on.
+    fn walk(&self) -> Events<'_> {
         Events {
             reader: self,
             pos: self.info.header_len,
@@ -265,21 +278,6 @@ impl LogReader {
             footer_seen: false,
             done: false,
         }
-    }
-
-    /// The same walk as [`LogReader::events`], a frame at a time: the
-    /// records of a RECORDS frame come as one slice. For consumers that
-    /// handle every record alike (export), this spares building a
-    /// [`LogEvent`] per record; the verification is the same.
-    pub fn chunks(&self) -> Chunks<'_> {
-        Chunks(Events {
-            reader: self,
-            pos: self.info.header_len,
-            records: Vec::new(),
-            next_record: 0,
-            footer_seen: false,
-            done: false,
-        })
     }
 
     fn error(&self, offset: u64, kind: ReadErrorKind) -> ReadError {
