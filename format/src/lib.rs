@@ -8,6 +8,7 @@
 //!
 //! [`record`] holds the one type all three share: a captured packet.
 
+mod crc;
 pub mod export;
 pub mod log;
 pub mod nflog;

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::crc::{crc32c, crc32c_append};
+
 /// Where in the stack a packet was captured (the kernel's `NF_INET_*`
 /// number, as `enum imp2_hook` in `kmod/imp2_uapi.h`).
 ///
@@ -151,8 +153,8 @@ impl RecordDigest {
         fields[16] = record.hook.0;
         fields[17] = record.family.0;
         fields[18] = record.protocol;
-        let lo = crc32c::crc32c_append(crc32c::crc32c(&fields), record.data);
-        let hi = crc32c::crc32c_append(crc32c::crc32c_append(0x9e37_79b9, &fields), record.data);
+        let lo = crc32c_append(crc32c(&fields), record.data);
+        let hi = crc32c_append(crc32c_append(0x9e37_79b9, &fields), record.data);
         self.records += 1;
         self.sum = self.sum.wrapping_add(u64::from(hi) << 32 | u64::from(lo));
     }

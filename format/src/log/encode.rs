@@ -5,6 +5,7 @@
 //! input, because logs are untrusted files.
 
 use super::{Footer, Interface, LogHeader, Losses};
+use crate::crc;
 use crate::record::{Family, Hook, PacketRecord};
 
 /// `"IMP2LOG\0"`.
@@ -269,8 +270,8 @@ pub(crate) fn encode_header(h: &LogHeader) -> Result<Vec<u8>, String> {
 /// CRC of a header whose static part is `static_len` bytes (`buf` holds at
 /// least `OFF_STATIC + static_len` bytes).
 fn header_crc(buf: &[u8], static_len: usize) -> u32 {
-    let c = crc32c::crc32c(&buf[..OFF_COMMITTED]);
-    crc32c::crc32c_append(c, &buf[OFF_STATIC_LEN..OFF_STATIC + static_len])
+    let c = crc::crc32c(&buf[..OFF_COMMITTED]);
+    crc::crc32c_append(c, &buf[OFF_STATIC_LEN..OFF_STATIC + static_len])
 }
 
 /// Decodes and verifies a header. `committed_len` and `state` are the
@@ -426,7 +427,7 @@ pub(crate) fn seal_frame(frame: &mut [u8], frame_type: u8) {
 
 /// CRC of a frame: its first 8 header bytes, then its payload.
 pub(crate) fn frame_crc(head8: &[u8], payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(head8), payload)
+    crc::crc32c_append(crc::crc32c(head8), payload)
 }
 
 /// Like [`seal_frame`] for a RECORDS frame whose records (the payload after
@@ -440,64 +441,12 @@ pub(crate) fn seal_records_frame(frame: &mut [u8], records_crc: u32) {
     frame[5] = 0;
     frame[6..8].fill(0);
     let prefix_end = FRAME_HEADER_LEN + RECORDS_PREFIX_LEN;
-    let head = crc32c::crc32c_append(
-        crc32c::crc32c(&frame[..8]),
+    let head = crc::crc32c_append(
+        crc::crc32c(&frame[..8]),
         &frame[FRAME_HEADER_LEN..prefix_end],
     );
-    let crc = crc32c_combine(head, records_crc, (frame.len() - prefix_end) as u64);
+    let crc = crc::crc32c_combine(head, records_crc, (frame.len() - prefix_end) as u64);
     frame[8..12].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// CRC32C polynomial, reflected.
-const POLY: u32 = 0x82F6_3B78;
-
-/// `a * b mod P` over GF(2), both reflected (zlib's `multmodp`).
-const fn multmodp(a: u32, mut b: u32) -> u32 {
-    let mut m = 1u32 << 31;
-    let mut p = 0;
-    loop {
-        if a & m != 0 {
-            p ^= b;
-            if a & (m - 1) == 0 {
-                break;
-            }
-        }
-        m >>= 1;
-        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
-    }
-    p
-}
-
-/// `X2N[k] = x^(2^k) mod P`.
-const X2N: [u32; 32] = {
-    let mut t = [0u32; 32];
-    let mut p = 1u32 << 30; // x^1
-    let mut k = 0;
-    while k < 32 {
-        t[k] = p;
-        p = multmodp(p, p);
-        k += 1;
-    }
-    t
-};
-
-/// CRC32C of `A || B` from `crc(A)`, `crc(B)` and the length of `B`, in
-/// O(log len) multiplications (zlib's `crc32_combine`); the crc32c crate's
-/// combine squares 32x32 matrices instead, about 30 times slower.
-pub(crate) fn crc32c_combine(crc1: u32, crc2: u32, len2: u64) -> u32 {
-    // x^(8 * len2) mod P: one multiplication per set bit of len2, starting
-    // at x^(2^3) for bytes.
-    let mut p = 1u32 << 31; // x^0
-    let mut n = len2;
-    let mut k = 3;
-    while n != 0 {
-        if n & 1 != 0 {
-            p = multmodp(X2N[k & 31], p);
-        }
-        n >>= 1;
-        k += 1;
-    }
-    multmodp(p, crc1) ^ crc2
 }
 
 // ---------------------------------------------------------------------------
@@ -891,26 +840,11 @@ mod tests {
     }
 
     #[test]
-    fn combine_matches_direct_crc() {
-        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        for split in [0, 1, 7, 8, 20, 1000, 65_536, 69_999, 70_000] {
-            let (a, b) = data.split_at(split);
-            let whole = crc32c::crc32c(&data);
-            let combined = crc32c_combine(crc32c::crc32c(a), crc32c::crc32c(b), b.len() as u64);
-            assert_eq!(combined, whole, "split at {split}");
-            assert_eq!(
-                combined,
-                crc32c::crc32c_combine(crc32c::crc32c(a), crc32c::crc32c(b), b.len())
-            );
-        }
-    }
-
-    #[test]
     fn records_frame_seal_matches_seal() {
         let mut frame: Vec<u8> = (0..5000u32).map(|i| (i * 31) as u8).collect();
         let mut other = frame.clone();
         seal_frame(&mut other, FRAME_RECORDS);
-        let records_crc = crc32c::crc32c(&frame[FRAME_HEADER_LEN + RECORDS_PREFIX_LEN..]);
+        let records_crc = crc::crc32c(&frame[FRAME_HEADER_LEN + RECORDS_PREFIX_LEN..]);
         seal_records_frame(&mut frame, records_crc);
         assert_eq!(frame, other);
     }
@@ -952,10 +886,5 @@ mod tests {
         assert!(err(1, &trailing).contains("left"));
         assert!(decode_records(&[0u8; 11], &mut Vec::new()).is_err());
         assert_eq!(decode(0, &[]).unwrap().len(), 0);
-    }
-
-    #[test]
-    fn crc32c_is_castagnoli() {
-        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
     }
 }

@@ -52,6 +52,7 @@ use memmap2::{Advice, MmapMut, MmapOptions, MmapRaw};
 
 use super::encode::{self, Prev};
 use super::{Footer, Interface, LogHeader, Losses};
+use crate::crc::crc32c_append;
 use crate::record::PacketRecord;
 
 /// A failed log write, with what was being done.
@@ -377,7 +378,7 @@ impl LogWriter {
         let crc_from = (self.crc_to - self.region_base) as usize;
         let records_crc = self.records_crc;
         let region = self.region_mut()?;
-        let crc = crc32c::crc32c_append(records_crc, &region[crc_from..end]);
+        let crc = crc32c_append(records_crc, &region[crc_from..end]);
         region[at..at + 4].copy_from_slice(&count);
         encode::seal_records_frame(&mut region[start..end], crc);
         self.publish_and_commit()
@@ -496,7 +497,7 @@ impl LogWriter {
             Region::Map(Some(m)) => &m[from..to],
             Region::Map(None) => return, // unreachable: a record was just written
         };
-        self.records_crc = crc32c::crc32c_append(self.records_crc, bytes);
+        self.records_crc = crc32c_append(self.records_crc, bytes);
         self.crc_to = self.pos;
     }
 
