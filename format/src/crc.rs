@@ -4,7 +4,7 @@
 //! of the recorder's cost per record. The `crc32` instruction (SSE 4.2) runs
 //! one 8-byte step per 3 cycles per dependency chain; the `crc-fast` crate
 //! folds with carry-less multiplication (PCLMULQDQ) as well, which measured
-//! 1.2-2x faster on 32 KiB chunks (the writer's chunk size) on the reference
+//! 1.1-2x faster on 32 KiB chunks (the writer's chunk size) on the reference
 //! VM (AMD EPYC, no VPCLMULQDQ). The `crc32c` crate stays as the independent
 //! reference of the tests.
 
