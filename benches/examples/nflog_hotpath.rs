@@ -1,8 +1,9 @@
 //! The NFLOG source's hot path without sockets: walk in-memory NFLOG
 //! datagrams shaped like the kernel's (64-byte UDP payloads logged on the
 //! input hook of a veth: prefix-less rule, hardware header, timestamp,
-//! in-device, sequence numbers) and append their packets to a log, as
-//! `imp2-record --source nflog:G` does. A profiling aid:
+//! in-device, the per-instance sequence number imp2-record asks for) and
+//! append their packets to a log, as `imp2-record --source nflog:G` does.
+//! A profiling aid:
 //!
 //! cargo run --release -p imp2-benches --example nflog_hotpath -- [DIR] [PACKETS]
 //!
@@ -106,7 +107,6 @@ fn make_datagrams(packets: usize) -> Vec<Vec<u8>> {
                 usec: i as u64 % 1_000_000,
             }),
             seq: Some(i as u32),
-            seq_global: Some(i as u32),
             payload: Some(data),
             ..Default::default()
         };
