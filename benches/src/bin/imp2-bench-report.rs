@@ -203,7 +203,56 @@ fn drain(dir: &Path, mode: Receiver, n: u64) -> Result<f64, String> {
 struct RecvResults {
     cpu: [M; 3],
     rate: [M; 3],
+    /// The recorder's hot path without sockets (`hotpath` example): user
+    /// and system CPU ns per record of walk + append, CPU ns of the walk.
+    hot_user: M,
+    hot_sys: M,
+    hot_walk: M,
     errors: Vec<String>,
+}
+
+/// Runs the `hotpath` example (walk in-memory batches of 64-byte records,
+/// encode, checksum and `pwrite` them into a log, as imp2-record does, but
+/// without sockets) and returns the (user, system) CPU ns per record of
+/// that, and the CPU ns per record of its walk alone.
+fn hot_path(dir: &Path, n: u64) -> Result<(f64, f64, f64), String> {
+    let exe = imp2_benches::bin_dir().join("examples").join("hotpath");
+    let child = Command::new(&exe)
+        .arg(dir)
+        .arg(n.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let out = wait(child, Duration::from_secs(300));
+    if !out.ok {
+        return Err(format!("hotpath failed: {}", out.stderr.trim()));
+    }
+    // "walk + log append (Pwrite)   60.4 ns/record wall,   59.3 CPU (32.9 user + 26.4 system)"
+    let stage = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| format!("hotpath: no stage {name:?} in: {}", out.stdout.trim()))
+    };
+    let number_before = |line: &str, word: &str| -> Option<f64> {
+        let end = line.find(word)?;
+        line[..end]
+            .split_whitespace()
+            .last()?
+            .trim_start_matches('(')
+            .parse()
+            .ok()
+    };
+    let (walk, append) = (stage("walk only")?, stage("walk + log append")?);
+    match (
+        number_before(append, " user"),
+        number_before(append, " system"),
+        number_before(walk, " CPU"),
+    ) {
+        (Some(user), Some(sys), Some(walk)) => Ok((user, sys, walk)),
+        _ => Err(format!("hotpath: unreadable lines {walk:?}, {append:?}")),
+    }
 }
 
 const MODES: [Receiver; 3] = [Receiver::Batched, Receiver::PerRecord, Receiver::Bare];
@@ -227,6 +276,14 @@ fn receivers(dir: &Path, plan: &Plan) -> RecvResults {
                 Ok(x) => r.rate[i].push(x),
                 Err(e) => r.errors.push(e),
             }
+        }
+        match hot_path(dir, plan.batched_n) {
+            Ok((user, sys, walk)) => {
+                r.hot_user.push(user);
+                r.hot_sys.push(sys);
+                r.hot_walk.push(walk);
+            }
+            Err(e) => r.errors.push(e),
         }
         eprintln!("imp2-bench-report: receivers round {} done", round + 1);
     }
@@ -1054,6 +1111,44 @@ fn render(
         records_per_batch(64),
         dir.display()
     );
+    let hot = M {
+        v: r.hot_user
+            .v
+            .iter()
+            .zip(&r.hot_sys.v)
+            .map(|(u, s)| u + s)
+            .collect(),
+    };
+    if !hot.v.is_empty() {
+        let bare = r.cpu[2].med();
+        let _ = writeln!(
+            o,
+            "\nWhere the batched figure goes, from the same rounds (medians):\n\n\
+             | part | CPU ns/record |\n|---|---|\n\
+             | receive: the bare receiver (recv + walk) | {:.1} |\n\
+             | everything after the receive, without sockets: walk, encode, CRC32C, `pwrite` \
+             (`hotpath` example: user {} + system {}) | {} |\n\
+             | sum of the two, less the walk counted in both ({:.1}) | {:.1} |\n\
+             | imp2-record, live | {:.1} |\n\
+             | receive and write alone: the bare receiver + the hot path's system time (the \
+             `pwrite` into the page cache) | {:.1} |\n\n\
+             The last row is what this design costs here with no encoding and no checksum: the \
+             kernel's copy into the receive buffer, the walk, and the kernel's copy of the \
+             encoded records into the page cache. Command: `cargo run --release -p imp2-benches \
+             --example hotpath -- {} {}` (batches cycle through about 1 MiB, as the receive \
+             buffers do).",
+            bare,
+            r.hot_user.show(1),
+            r.hot_sys.show(1),
+            hot.show(1),
+            r.hot_walk.med(),
+            bare + hot.med() - r.hot_walk.med(),
+            r.cpu[0].med(),
+            bare + r.hot_sys.med(),
+            dir.display(),
+            plan.batched_n
+        );
+    }
     for e in &r.errors {
         let _ = writeln!(o, "\n- failed run: {e}");
     }
