@@ -416,13 +416,18 @@ fn read_tlv<'a>(c: &mut Cursor<'a>) -> Result<(u16, &'a [u8]), &'static str> {
 /// Fills the frame header of `frame` (12 header bytes + payload) with the
 /// payload length, the type and the CRC.
 pub(crate) fn seal_frame(frame: &mut [u8], frame_type: u8) {
+    write_frame_head(frame, frame_type);
+    let crc = frame_crc(&frame[..8], &frame[FRAME_HEADER_LEN..]);
+    frame[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The first 8 header bytes of `frame`: payload length, type, reserved.
+fn write_frame_head(frame: &mut [u8], frame_type: u8) {
     let payload_len = (frame.len() - FRAME_HEADER_LEN) as u32;
     frame[0..4].copy_from_slice(&payload_len.to_le_bytes());
     frame[4] = frame_type;
     frame[5] = 0;
     frame[6..8].fill(0);
-    let crc = frame_crc(&frame[..8], &frame[FRAME_HEADER_LEN..]);
-    frame[8..12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// CRC of a frame: its first 8 header bytes, then its payload.
@@ -435,16 +440,9 @@ pub(crate) fn frame_crc(head8: &[u8], payload: &[u8]) -> u32 {
 /// encoded and still in cache: only the 20 header and prefix bytes are
 /// read again.
 pub(crate) fn seal_records_frame(frame: &mut [u8], records_crc: u32) {
-    let payload_len = (frame.len() - FRAME_HEADER_LEN) as u32;
-    frame[0..4].copy_from_slice(&payload_len.to_le_bytes());
-    frame[4] = FRAME_RECORDS;
-    frame[5] = 0;
-    frame[6..8].fill(0);
+    write_frame_head(frame, FRAME_RECORDS);
     let prefix_end = FRAME_HEADER_LEN + RECORDS_PREFIX_LEN;
-    let head = crc::crc32c_append(
-        crc::crc32c(&frame[..8]),
-        &frame[FRAME_HEADER_LEN..prefix_end],
-    );
+    let head = frame_crc(&frame[..8], &frame[FRAME_HEADER_LEN..prefix_end]);
     let crc = crc::crc32c_combine(head, records_crc, (frame.len() - prefix_end) as u64);
     frame[8..12].copy_from_slice(&crc.to_le_bytes());
 }
