@@ -9,7 +9,9 @@ pub mod abi;
 mod emit;
 mod walker;
 
-pub use emit::{BatchBuilder, BatchFull, ack_message, register_message, unregister_message};
+pub use emit::{
+    BatchBuilder, BatchFull, TRAILER_MESSAGE_LEN, ack_message, register_message, unregister_message,
+};
 pub use walker::{BatchWalker, Malformed, MalformedReason, Message, WalkItem};
 
 use abi::Field;
