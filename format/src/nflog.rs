@@ -34,11 +34,11 @@
 use std::fmt;
 
 use crate::record::{Family, Hook, PROTO_UNKNOWN, PacketRecord};
-use crate::wire::NlHeader;
 use crate::wire::abi::{
     NLM_F_ACK, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN,
     nlmsg_align,
 };
+use crate::wire::{FramingError, NlHeader};
 
 /// Constants of `linux/netfilter/nfnetlink.h` and `nfnetlink_log.h`.
 pub mod consts {
@@ -174,23 +174,8 @@ const fn nla_align(len: usize) -> usize {
 /// What is wrong with a message or one of its attributes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// Fewer bytes remain than a netlink header (framing: the walk ends).
-    TrailingBytes {
-        /// Bytes left over.
-        remaining: usize,
-    },
-    /// `nlmsg_len` smaller than the header (framing: the walk ends).
-    LengthBelowHeader {
-        /// The claimed `nlmsg_len`.
-        len: u32,
-    },
-    /// `nlmsg_len` runs past the end of the buffer (framing: the walk ends).
-    LengthPastEnd {
-        /// The claimed `nlmsg_len`.
-        len: u32,
-        /// Bytes available from the message start.
-        available: usize,
-    },
+    /// The message cannot be framed (the walk ends).
+    Framing(FramingError),
     /// The payload is shorter than `struct nfgenmsg`.
     ShortNfgenmsg {
         /// Payload length.
@@ -237,30 +222,14 @@ impl Reason {
     /// Whether a walk can go on after this (only the content of a well
     /// framed message was bad).
     pub fn is_recoverable(&self) -> bool {
-        !matches!(
-            self,
-            Reason::TrailingBytes { .. }
-                | Reason::LengthBelowHeader { .. }
-                | Reason::LengthPastEnd { .. }
-        )
+        !matches!(self, Reason::Framing(_))
     }
 }
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Reason::TrailingBytes { remaining } => {
-                write!(f, "{remaining} trailing bytes, less than a netlink header")
-            }
-            Reason::LengthBelowHeader { len } => {
-                write!(f, "nlmsg_len {len} is below the header size")
-            }
-            Reason::LengthPastEnd { len, available } => {
-                write!(
-                    f,
-                    "nlmsg_len {len} runs past the end ({available} bytes left)"
-                )
-            }
+            Reason::Framing(e) => e.fmt(f),
             Reason::ShortNfgenmsg { payload } => {
                 write!(
                     f,
@@ -1196,27 +1165,10 @@ impl<'a> Iterator for Walker<'a> {
         if rest.is_empty() {
             return None;
         }
-        let Some(header) = NlHeader::parse(rest) else {
-            return self.stop(
-                offset,
-                Reason::TrailingBytes {
-                    remaining: rest.len(),
-                },
-            );
+        let (header, len) = match NlHeader::frame(rest) {
+            Ok(framed) => framed,
+            Err(e) => return self.stop(offset, Reason::Framing(e)),
         };
-        let len = header.len as usize;
-        if len < NLMSG_HDRLEN {
-            return self.stop(offset, Reason::LengthBelowHeader { len: header.len });
-        }
-        if len > rest.len() {
-            return self.stop(
-                offset,
-                Reason::LengthPastEnd {
-                    len: header.len,
-                    available: rest.len(),
-                },
-            );
-        }
         self.pos = offset.saturating_add(nlmsg_align(len)).min(self.buf.len());
         let payload = &rest[NLMSG_HDRLEN..len];
         let message = match header.msg_type {

@@ -5,7 +5,7 @@
 use imp2_format::nflog::{
     ConfigRequest, Malformed, Message, PacketMessage, Reason, Walker, consts, emit_done,
 };
-use imp2_format::wire::NlHeader;
+use imp2_format::wire::{FramingError, NlHeader};
 
 const IP: [u8; 28] = [
     0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 199, 0, 1, 10, 199, 0, 2, 0x30, 0x39, 0x27, 0x0f,
@@ -77,7 +77,7 @@ fn framing_errors_end_the_walk_with_the_offset() {
         errors,
         [Malformed {
             offset: 76,
-            reason: Reason::LengthBelowHeader { len: 15 }
+            reason: Reason::Framing(FramingError::LengthBelowHeader { len: 15 })
         }]
     );
     assert!(!errors[0].reason.is_recoverable());
@@ -91,10 +91,10 @@ fn framing_errors_end_the_walk_with_the_offset() {
         errors,
         [Malformed {
             offset: 152,
-            reason: Reason::LengthPastEnd {
+            reason: Reason::Framing(FramingError::LengthPastEnd {
                 len: 76,
                 available: 40
-            }
+            })
         }]
     );
 
@@ -107,7 +107,7 @@ fn framing_errors_end_the_walk_with_the_offset() {
         errors,
         [Malformed {
             offset: 248,
-            reason: Reason::TrailingBytes { remaining: 3 }
+            reason: Reason::Framing(FramingError::TrailingBytes { remaining: 3 })
         }]
     );
 }

@@ -3,7 +3,8 @@
 
 use imp2_format::wire::abi;
 use imp2_format::wire::{
-    BatchBuilder, BatchTrailer, BatchWalker, Malformed, MalformedReason, Message, NlHeader,
+    BatchBuilder, BatchTrailer, BatchWalker, FramingError, Malformed, MalformedReason, Message,
+    NlHeader,
 };
 use imp2_format::{Family, Hook, PacketRecord};
 
@@ -67,10 +68,10 @@ fn length_past_end_stops_walk_and_keeps_prefix() {
         errors,
         [Malformed {
             offset: 160,
-            reason: MalformedReason::LengthPastEnd {
+            reason: MalformedReason::Framing(FramingError::LengthPastEnd {
                 len: 1000,
                 available: 40
-            }
+            })
         }]
     );
 }
@@ -86,7 +87,7 @@ fn length_below_header_stops_walk() {
         errors,
         [Malformed {
             offset: 160,
-            reason: MalformedReason::LengthBelowHeader { len: 8 }
+            reason: MalformedReason::Framing(FramingError::LengthBelowHeader { len: 8 })
         }]
     );
 }
@@ -101,7 +102,7 @@ fn trailing_bytes_are_reported() {
         errors,
         [Malformed {
             offset: 160,
-            reason: MalformedReason::TrailingBytes { remaining: 3 }
+            reason: MalformedReason::Framing(FramingError::TrailingBytes { remaining: 3 })
         }]
     );
 }

@@ -16,7 +16,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use imp2_format::wire::{
-    BatchTrailer, BatchWalker, Config, Message, NlHeader, abi, register_message, unregister_message,
+    BatchTrailer, BatchWalker, Config, FramingError, MalformedReason, Message, NlHeader, abi,
+    register_message, unregister_message,
 };
 use imp2_format::{Family, Hook, RecordDigest};
 use netlink_sys::{Socket, SocketAddr};
@@ -228,16 +229,18 @@ impl Tally {
                     Message::Overrun | Message::Noop => items.push("other"),
                 },
                 Err(m) => items.push(match m.reason {
-                    imp2_format::wire::MalformedReason::TrailingBytes { remaining } => {
+                    MalformedReason::Framing(FramingError::TrailingBytes { remaining }) => {
                         assert_eq!(remaining, 3);
                         "trailing_bytes"
                     }
-                    imp2_format::wire::MalformedReason::LengthBelowHeader { .. } => {
+                    MalformedReason::Framing(FramingError::LengthBelowHeader { .. }) => {
                         "length_below_header"
                     }
-                    imp2_format::wire::MalformedReason::LengthPastEnd { .. } => "length_past_end",
-                    imp2_format::wire::MalformedReason::ShortRecord { .. } => "short_record",
-                    imp2_format::wire::MalformedReason::ShortTrailer { payload } => {
+                    MalformedReason::Framing(FramingError::LengthPastEnd { .. }) => {
+                        "length_past_end"
+                    }
+                    MalformedReason::ShortRecord { .. } => "short_record",
+                    MalformedReason::ShortTrailer { payload } => {
                         assert_eq!(payload, 4);
                         "short_trailer"
                     }

@@ -9,7 +9,7 @@
 //! walk goes on.
 
 use super::abi;
-use super::{BatchTrailer, NlHeader, get_u32, get_u64};
+use super::{BatchTrailer, FramingError, NlHeader, get_u32, get_u64};
 use crate::record::{Family, Hook, PacketRecord};
 
 /// A typed message from a batch.
@@ -44,23 +44,8 @@ pub enum Message<'a> {
 /// What is wrong with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MalformedReason {
-    /// Fewer bytes remain than a netlink header (framing: the walk ends).
-    TrailingBytes {
-        /// Bytes left over.
-        remaining: usize,
-    },
-    /// `nlmsg_len` smaller than the header (framing: the walk ends).
-    LengthBelowHeader {
-        /// The claimed `nlmsg_len`.
-        len: u32,
-    },
-    /// `nlmsg_len` runs past the end of the buffer (framing: the walk ends).
-    LengthPastEnd {
-        /// The claimed `nlmsg_len`.
-        len: u32,
-        /// Bytes available from the message start.
-        available: usize,
-    },
+    /// The message cannot be framed (the walk ends).
+    Framing(FramingError),
     /// A RECORD payload shorter than `struct imp2_record` (skipped).
     ShortRecord {
         /// Payload length.
@@ -89,30 +74,14 @@ impl MalformedReason {
     /// Whether the walk can go on after this (the message's length was
     /// valid, only its content was not).
     pub fn is_recoverable(&self) -> bool {
-        !matches!(
-            self,
-            MalformedReason::TrailingBytes { .. }
-                | MalformedReason::LengthBelowHeader { .. }
-                | MalformedReason::LengthPastEnd { .. }
-        )
+        !matches!(self, MalformedReason::Framing(_))
     }
 }
 
 impl std::fmt::Display for MalformedReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
-            MalformedReason::TrailingBytes { remaining } => {
-                write!(f, "{remaining} trailing bytes, less than a netlink header")
-            }
-            MalformedReason::LengthBelowHeader { len } => {
-                write!(f, "nlmsg_len {len} is below the header size")
-            }
-            MalformedReason::LengthPastEnd { len, available } => {
-                write!(
-                    f,
-                    "nlmsg_len {len} runs past the end ({available} bytes left)"
-                )
-            }
+            MalformedReason::Framing(e) => e.fmt(f),
             MalformedReason::ShortRecord { payload } => {
                 write!(
                     f,
@@ -305,30 +274,10 @@ impl<'a> BatchWalker<'a> {
         if rest.is_empty() {
             return None;
         }
-        let Some(header) = NlHeader::parse(rest) else {
-            return self.stop(
-                offset,
-                MalformedReason::TrailingBytes {
-                    remaining: rest.len(),
-                },
-            );
+        let (header, len) = match NlHeader::frame(rest) {
+            Ok(framed) => framed,
+            Err(e) => return self.stop(offset, MalformedReason::Framing(e)),
         };
-        let len = header.len as usize;
-        if len < abi::NLMSG_HDRLEN {
-            return self.stop(
-                offset,
-                MalformedReason::LengthBelowHeader { len: header.len },
-            );
-        }
-        if len > rest.len() {
-            return self.stop(
-                offset,
-                MalformedReason::LengthPastEnd {
-                    len: header.len,
-                    available: rest.len(),
-                },
-            );
-        }
         // NLMSG_NEXT: the next message starts at the aligned length; a
         // missing pad after the last message simply ends the walk.
         self.pos = offset
