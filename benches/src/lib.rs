@@ -194,6 +194,8 @@ pub enum Receiver {
     PerRecord,
     /// imp2-bare-recv: receives and walks batches, nothing else.
     Bare,
+    /// imp2-record --direct, batches from the loadgen.
+    Direct,
 }
 
 impl Receiver {
@@ -203,6 +205,7 @@ impl Receiver {
             Receiver::Batched => "imp2-record (batched)",
             Receiver::PerRecord => "imp2-record --per-record",
             Receiver::Bare => "bare receiver (walk only)",
+            Receiver::Direct => "imp2-record --direct (batched)",
         }
     }
 
@@ -229,6 +232,9 @@ impl Receiver {
             .args(["-c", &n.to_string()]);
         if self != Receiver::Bare {
             cmd.arg("-q").arg("-o").arg(log);
+        }
+        if self == Receiver::Direct {
+            cmd.arg("--direct");
         }
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -58,6 +58,8 @@ const STEP: Duration = Duration::from_secs(30);
 pub enum Capturer {
     /// `imp2-record --source nflog:G`.
     Imp2,
+    /// `imp2-record --source nflog:G --direct`.
+    Imp2Direct,
     /// `tcpdump -w` on the veth (AF_PACKET, TPACKET_V3 ring).
     Tcpdump,
     /// `dumpcap -w` on the veth (pcapng).
@@ -68,8 +70,9 @@ pub enum Capturer {
 
 impl Capturer {
     /// All of them, in the order of the table.
-    pub const ALL: [Capturer; 4] = [
+    pub const ALL: [Capturer; 5] = [
         Capturer::Imp2,
+        Capturer::Imp2Direct,
         Capturer::Tcpdump,
         Capturer::Dumpcap,
         Capturer::Ulogd,
@@ -79,6 +82,7 @@ impl Capturer {
     pub fn name(self) -> &'static str {
         match self {
             Capturer::Imp2 => "imp2-record --source nflog",
+            Capturer::Imp2Direct => "imp2-record --source nflog --direct",
             Capturer::Tcpdump => "tcpdump -w",
             Capturer::Dumpcap => "dumpcap -w",
             Capturer::Ulogd => "ulogd2 (NFLOG in, PCAP out)",
@@ -88,6 +92,7 @@ impl Capturer {
     fn short(self) -> &'static str {
         match self {
             Capturer::Imp2 => "imp2",
+            Capturer::Imp2Direct => "imp2-direct",
             Capturer::Tcpdump => "tcpdump",
             Capturer::Dumpcap => "dumpcap",
             Capturer::Ulogd => "ulogd",
@@ -96,7 +101,7 @@ impl Capturer {
 
     fn output_ext(self) -> &'static str {
         match self {
-            Capturer::Imp2 => "log",
+            Capturer::Imp2 | Capturer::Imp2Direct => "log",
             Capturer::Tcpdump | Capturer::Ulogd => "pcap",
             Capturer::Dumpcap => "pcapng",
         }
@@ -114,7 +119,10 @@ impl Capturer {
     /// Readiness is seen on stderr for the AF_PACKET tools and in the
     /// namespace's NFLOG instance table for the NFLOG readers.
     fn binds_nflog(self) -> bool {
-        matches!(self, Capturer::Imp2 | Capturer::Ulogd)
+        matches!(
+            self,
+            Capturer::Imp2 | Capturer::Imp2Direct | Capturer::Ulogd
+        )
     }
 }
 
@@ -736,9 +744,8 @@ fn ulogd_log(out: &Path) -> PathBuf {
 fn command(cap: Capturer, env: &Env, out: &Path, dir: &Path) -> (PathBuf, Vec<String>) {
     let out_s = out.to_string_lossy().into_owned();
     match cap {
-        Capturer::Imp2 => (
-            env.record.clone(),
-            vec![
+        Capturer::Imp2 | Capturer::Imp2Direct => {
+            let mut args: Vec<String> = vec![
                 "--source".into(),
                 format!("nflog:{GROUP}"),
                 "-o".into(),
@@ -747,8 +754,12 @@ fn command(cap: Capturer, env: &Env, out: &Path, dir: &Path) -> (PathBuf, Vec<St
                 "--json".into(),
                 "--rcvbuf".into(),
                 "64M".into(),
-            ],
-        ),
+            ];
+            if cap == Capturer::Imp2Direct {
+                args.push("--direct".into());
+            }
+            (env.record.clone(), args)
+        }
         Capturer::Tcpdump => (
             "tcpdump".into(),
             vec![
@@ -802,6 +813,9 @@ fn command_text(cap: Capturer) -> String {
              `--nflog-bufsize 128K --nflog-qthresh 4096 --nflog-flush-ms 100`, snaplen 65535, \
              io_uring receive)"
         ),
+        Capturer::Imp2Direct => "the same with `--direct` (the log written a MiB at a time \
+             with O_DIRECT by a writer thread, whose CPU counts too)"
+            .into(),
         Capturer::Tcpdump => "`tcpdump -n -i VETH -B 262144 -s 262144 -Z root -w OUT.pcap` \
              (256 MiB TPACKET_V3 ring, default snaplen, no filter, pcap; `-Z root` only keeps \
              it from switching to the tcpdump user, which could not write the scratch directory)"
@@ -889,7 +903,7 @@ fn capture(
         ));
     }
     let (count, imp2_lost, self_report) = match cap {
-        Capturer::Imp2 => {
+        Capturer::Imp2 | Capturer::Imp2Direct => {
             let c = count_log(&out);
             let v: Value = serde_json::from_str(json.trim())
                 .map_err(|e| format!("imp2-record JSON: {e}: {}", json.trim()))?;
@@ -1003,7 +1017,9 @@ fn wait_ready(cap: Capturer, proc: &mut Proc) -> Result<(), String> {
 /// Which capturers can run here, and if not, why.
 fn availability(cap: Capturer, env: &Env) -> Result<String, String> {
     match cap {
-        Capturer::Imp2 => version(&env.record.to_string_lossy(), "--version"),
+        Capturer::Imp2 | Capturer::Imp2Direct => {
+            version(&env.record.to_string_lossy(), "--version")
+        }
         Capturer::Tcpdump => {
             version("tcpdump", "--version").map_err(|e| format!("{e}: apt-get install tcpdump"))
         }
@@ -1307,7 +1323,7 @@ pub fn target_rows(side: &NflogSide) -> Vec<(String, String, String, Option<bool
     };
     let all_exact =
         c.ratio.v.iter().all(|&r| r == 1.0) && c.imp2_lost == 0 && c.failures.is_empty();
-    vec![
+    let mut rows = vec![
         (
             "imp2-record (NFLOG source) CPU per captured packet, log written (veth flood)".into(),
             format!("{} ns", c.ns.show(0)),
@@ -1332,7 +1348,28 @@ pub fn target_rows(side: &NflogSide) -> Vec<(String, String, String, Option<bool
             ">= 0.72".into(),
             finite(c.kept.med()).map(|x| x >= 0.72),
         ),
-    ]
+    ];
+    let direct = side
+        .caps
+        .iter()
+        .find(|c| c.capturer == Capturer::Imp2Direct && !c.ratio.v.is_empty());
+    if let Some(d) = direct {
+        let exact =
+            d.ratio.v.iter().all(|&r| r == 1.0) && d.imp2_lost == 0 && d.failures.is_empty();
+        rows.push((
+            "imp2-record --direct (NFLOG source) CPU per captured packet, zero loss".into(),
+            format!(
+                "{} ns ({} of {} packets, {} lost by its own count)",
+                d.ns.show(0),
+                d.captured,
+                d.sent,
+                d.imp2_lost
+            ),
+            "<= 150 ns, zero loss".into(),
+            finite(d.ns.med()).map(|x| x <= 150.0 && exact),
+        ));
+    }
+    rows
 }
 
 /// The Markdown section `## NFLOG source vs tcpdump, dumpcap, ulogd2`.

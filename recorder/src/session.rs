@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use imp2_format::log::{Footer, LogHeader, LogWriter, WriteError};
+use imp2_format::log::{Footer, LogHeader, LogWriter, WriteError, WriteMode, WriterOptions};
 
 use crate::interfaces::{self, KnownInterfaces};
 use crate::progress::Progress;
@@ -25,6 +25,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Receive path.
     pub io: IoMode,
+    /// How the log is written.
+    pub write_mode: WriteMode,
     /// Status line on a terminal.
     pub progress: bool,
 }
@@ -35,6 +37,9 @@ const PREDRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often to start writeback of the log's dirty pages.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// With direct I/O, how often to write what is committed even if less than
+/// a buffer: bounds what a crash loses when traffic is slow.
+const DIRECT_FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Result of a run, for the final summary.
 #[derive(Debug)]
@@ -49,6 +54,8 @@ pub struct Summary {
     pub beyond_count: u64,
     /// Receive path used.
     pub io: &'static str,
+    /// How the log was written: `pwrite` or `direct`.
+    pub write: &'static str,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// CPU time (user, system) the recorder used.
@@ -135,7 +142,24 @@ pub fn run(
         interfaces: interfaces.clone(),
     };
     let out = opts.output.display();
-    let writer = LogWriter::create(&opts.output, &header).map_err(|e| RunError(format!("{e}")))?;
+    let writer_options = WriterOptions {
+        mode: opts.write_mode,
+        ..WriterOptions::default()
+    };
+    let writer = LogWriter::create_with(&opts.output, &header, writer_options).map_err(|e| {
+        let no_direct_io =
+            opts.write_mode == WriteMode::Direct && e.source.raw_os_error() == Some(libc::EINVAL);
+        let hint = if no_direct_io {
+            "; run without --direct"
+        } else {
+            ""
+        };
+        RunError(format!("{e}{hint}"))
+    })?;
+    let flush_every = match opts.write_mode {
+        WriteMode::Direct => DIRECT_FLUSH_EVERY,
+        _ => FLUSH_EVERY,
+    };
     let mut known = KnownInterfaces::default();
     for i in &interfaces {
         known.insert(i.ifindex);
@@ -193,7 +217,7 @@ pub fn run(
             last_tick = Instant::now();
             source.on_tick(&sink, notice);
         }
-        if last_flush.elapsed() >= FLUSH_EVERY {
+        if last_flush.elapsed() >= flush_every {
             last_flush = Instant::now();
             if let Err(e) = sink.writer().flush_async() {
                 error = Some(e);
@@ -269,6 +293,11 @@ pub fn run(
         received_bytes,
         beyond_count,
         io: receiver.name(),
+        write: match opts.write_mode {
+            WriteMode::Direct => "direct",
+            WriteMode::Mmap => "mmap",
+            WriteMode::Pwrite => "pwrite",
+        },
         elapsed: started.elapsed(),
         cpu: cpu_time(),
         unregistered,

@@ -201,8 +201,8 @@ fn drain(dir: &Path, mode: Receiver, n: u64) -> Result<f64, String> {
 
 #[derive(Debug, Default)]
 struct RecvResults {
-    cpu: [M; 3],
-    rate: [M; 3],
+    cpu: [M; 4],
+    rate: [M; 4],
     /// The recorder's hot path without sockets (`hotpath` example): user
     /// and system CPU ns per record of walk + append, CPU ns of the walk.
     hot_user: M,
@@ -255,7 +255,13 @@ fn hot_path(dir: &Path, n: u64) -> Result<(f64, f64, f64), String> {
     }
 }
 
-const MODES: [Receiver; 3] = [Receiver::Batched, Receiver::PerRecord, Receiver::Bare];
+/// Indexes of `RecvResults::cpu` and `rate`.
+const MODES: [Receiver; 4] = [
+    Receiver::Batched,
+    Receiver::PerRecord,
+    Receiver::Bare,
+    Receiver::Direct,
+];
 
 fn receivers(dir: &Path, plan: &Plan) -> RecvResults {
     let mut r = RecvResults::default();
@@ -930,15 +936,20 @@ fn render(
     let cpu_p = r.cpu[1].med();
     let cpu_bare = r.cpu[2].med();
     let rate_b = r.rate[0].med();
-    let pr_ratio = {
+    let cpu_d = r.cpu[3].med();
+    let rate_d = r.rate[3].med();
+    let ratio = |x: f64| {
         let mut m = M::default();
-        m.push(cpu_p / cpu_b);
+        m.push(x);
         m
     };
+    let pr_ratio = ratio(cpu_p / cpu_b);
+    let pr_ratio_d = ratio(cpu_p / cpu_d);
     let bare_ratio = cpu_b / cpu_bare;
     let writer = a.methods.iter().find(|(n, _, _)| n == "writer/pwrite");
     let writer_mmap = a.methods.iter().find(|(n, _, _)| n == "writer/mmap");
-    let best_writer = [writer, writer_mmap]
+    let writer_direct = a.methods.iter().find(|(n, _, _)| n == "writer/direct");
+    let best_writer = [writer, writer_mmap, writer_direct]
         .into_iter()
         .flatten()
         .max_by(|x, y| x.1.med().total_cmp(&y.1.med()));
@@ -957,16 +968,34 @@ fn render(
         finite(cpu_b).map(|x| x <= 40.0),
     );
     row(
+        "imp2-record --direct CPU per 64-byte record (live, zero loss)",
+        format!("{} ns", r.cpu[3].show(1)),
+        "<= 40 ns",
+        finite(cpu_d).map(|x| x <= 40.0),
+    );
+    row(
         "imp2-record records/s, zero loss (drain)",
         format!("{} M/s", r.rate[0].scaled(1e-6).show(2)),
         ">= 20 M/s",
         finite(rate_b).map(|x| x >= 20e6),
     );
     row(
+        "imp2-record --direct records/s, zero loss (drain)",
+        format!("{} M/s", r.rate[3].scaled(1e-6).show(2)),
+        ">= 20 M/s",
+        finite(rate_d).map(|x| x >= 20e6),
+    );
+    row(
         "CPU per record: `--per-record` / batched",
         format!("{}x", pr_ratio.show(1)),
         ">= 25x",
         finite(pr_ratio.med()).map(|x| x >= 25.0),
+    );
+    row(
+        "CPU per record: `--per-record` / batched with `--direct`",
+        format!("{}x", pr_ratio_d.show(1)),
+        ">= 25x",
+        finite(pr_ratio_d.med()).map(|x| x >= 25.0),
     );
     row(
         "CPU per record: imp2-record / bare receiver",
@@ -1068,7 +1097,7 @@ fn render(
     );
     let _ = writeln!(
         o,
-        "## Recorder: batched vs `--per-record` vs bare receiver\n"
+        "## Recorder: batched (buffered or `--direct` writes) vs `--per-record` vs bare receiver\n"
     );
     let _ = writeln!(
         o,
@@ -1106,7 +1135,9 @@ fn render(
          from SIGCONT until its socket's queue in /proc/net/netlink is empty): the receiver's own \
          speed at zero loss, not limited by the loadgen (records taken before the stop, at most a \
          batch or two, count as drained: a bias below 0.1%). imp2-record writes its log \
-         (io_uring receive, log on `{}`); the bare receiver (`imp2-bare-recv`) registers the same \
+         (io_uring receive, log on `{}`), by default with a buffered `pwrite` per batch, with \
+         `--direct` a MiB at a time with O_DIRECT from a writer thread whose CPU counts too (the \
+         drain ends when the socket is empty; the last MiB is written after); the bare receiver (`imp2-bare-recv`) registers the same \
          way and only receives (blocking `recv`) and walks the batches.",
         records_per_batch(64),
         dir.display()
@@ -1169,7 +1200,9 @@ fn render(
              realistic records (two 1400-byte packets per 92-byte one) and commits every 500 \
              records; `write()` and `mmap faulting` copy the writer's already encoded bytes \
              (I/O cost only). GB/s = bytes / time to hand them all to the kernel (no fsync); CPU \
-             GB/s = bytes / (user + sys CPU). `writer/pwrite` is what imp2-record uses by default.",
+             GB/s = bytes / (user + sys CPU). `writer/pwrite` is what imp2-record uses by default, \
+             `writer/direct` what it uses with `--direct` (its time includes writing to the \
+             device, which bounds it; its CPU counts its writer thread).",
             dir.display(),
             plan.append_mib,
             plan.append_rounds,
@@ -1361,7 +1394,7 @@ fn render(
          tools/bench-report.sh{mode}                      # this report\n\
          cargo bench -p imp2-benches                     # criterion suites: batch_walk, log_append, export, end_to_end\n\
          imp2-loadgen --unit 2 --json --ready-file F -n N --size 64 [--per-record] [--linger 0]\n\
-         imp2-record --unit 2 --peer PORT -o LOG --json -q -c N --rcvbuf 1G --duration 60\n\
+         imp2-record --unit 2 --peer PORT -o LOG --json -q -c N --rcvbuf 1G --duration 60 [--direct]\n\
          imp2-bare-recv --unit 2 --peer PORT --json -c N --rcvbuf 1G --duration 60\n\
          cargo run --release -p imp2-benches --example append_bandwidth -- DIR {} {}\n\
          imp2-convert LOG -o OUT.pcapng; editcap -F pcapng IN.pcap OUT.pcapng\n\

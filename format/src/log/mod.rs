@@ -3,8 +3,9 @@
 //! - [`LogWriter`] appends frames of records (space reserved ahead with
 //!   `fallocate`, so a full disk is an error, never a `SIGBUS`), either
 //!   through a reusable frame buffer and one `pwrite` per commit or directly
-//!   into a prefaulted shared map of the file ([`WriteMode`]), and moves the
-//!   committed length in the header past each frame once it is complete.
+//!   into a prefaulted shared map of the file, or in MiB blocks with
+//!   `O_DIRECT` from a writer thread (`direct.rs`) ([`WriteMode`]), and moves
+//!   the committed length in the header past each frame once it is written.
 //! - [`LogReader`] maps a log read-only, trusts only the committed prefix,
 //!   verifies every frame's CRC32C and stops at the first damaged frame with
 //!   its offset and reason.
@@ -12,6 +13,7 @@
 //! Both share the encoding in `encode.rs`; nothing else in the workspace
 //! knows the byte layout.
 
+mod direct;
 mod encode;
 mod reader;
 mod writer;

@@ -8,7 +8,9 @@
 //! kernel with one `pwrite` ([`WriteMode::Pwrite`], the default). Either
 //! way, when `commit` returns the frame is in the page cache and the
 //! header's `committed_len` (in a small shared map of the first page) has
-//! moved past it with a release store, so it survives `kill -9`.
+//! moved past it with a release store, so it survives `kill -9`. In
+//! [`WriteMode::Direct`] (below) that happens when the frame's buffer has
+//! been written.
 //!
 //! Why `pwrite` is the default: new pages of a file must be initialised by
 //! the kernel before a mapping can expose them. `write()` initialises them
@@ -24,11 +26,17 @@
 //! bytes are still in cache.
 //!
 //! One `pwrite` per commit (per received batch, ~40 KiB) is also the
-//! cheapest size here: coalescing 8 or 32 batches into one write was
+//! cheapest buffered size here: coalescing 8 or 32 batches into one write was
 //! measured (`benches/examples/hotpath.rs`, last argument) to cost *more*
 //! kernel time, as the larger buffer no longer stays in L2, and it would
 //! have loosened the crash guarantee. The mapped mode costs about 2.5 times
 //! the kernel time of this one on the reference VM (page zeroing).
+//!
+//! [`WriteMode::Direct`] skips the page cache: frames are built in the
+//! same way, in page-aligned buffers of about a MiB that a writer thread
+//! writes with `O_DIRECT` (`direct.rs` says why and how). It costs the
+//! least CPU, and makes commits durable a buffer at a time instead of one
+//! by one.
 //!
 //! # Disk space
 //!
@@ -46,10 +54,12 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::{Advice, MmapMut, MmapOptions, MmapRaw};
 
+use super::direct::{self, DirectWriter};
 use super::encode::{self, Prev};
 use super::{Footer, Interface, LogHeader, Losses};
 use crate::crc::crc32c_append;
@@ -87,7 +97,9 @@ impl std::error::Error for WriteError {
 }
 
 /// How a [`LogWriter`] moves frames into the file (see the module docs).
-/// Both produce identical files with identical crash guarantees.
+/// All produce identical files. `Pwrite` and `Mmap` make each commit
+/// durable against a crash of the process when it returns; `Direct` when
+/// its buffer is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WriteMode {
     /// Encode into a reusable frame buffer; `commit` writes it with one
@@ -98,6 +110,13 @@ pub enum WriteMode {
     /// [`WriterOptions::chunk_bytes`], prefaulted with
     /// `MADV_POPULATE_WRITE` a few MiB ahead of the write position.
     Mmap,
+    /// Encode into page-aligned buffers that a writer thread writes with
+    /// `O_DIRECT` about a MiB at a time, bypassing the page cache. A commit
+    /// is durable once its buffer is written: when about a MiB more is
+    /// committed, at [`LogWriter::flush_async`], or at
+    /// [`LogWriter::flush_committed`]. Fails at creation where the file
+    /// system does not support direct I/O.
+    Direct,
 }
 
 /// Tuning of a [`LogWriter`]; `Default` is what the recorder uses.
@@ -145,6 +164,11 @@ enum Region {
     /// Mapped window of the file at `region_base`; `None` until the first
     /// frame needs it.
     Map(Option<MmapMut>),
+    /// Direct mode: a page-aligned buffer at `region_base` (page-aligned).
+    /// Its bytes below the committed length are already handed off; they
+    /// are written again with the rest of their page. Its last page is kept
+    /// out of the region, for the padding of the write.
+    Direct(MmapMut),
 }
 
 /// Disk space reserved ahead of the writer.
@@ -175,8 +199,11 @@ pub struct LogWriter {
     file: File,
     path: PathBuf,
     mode: WriteMode,
-    /// First page of the file, for the atomic `committed_len`/`state`.
-    header_map: MmapRaw,
+    /// First page of the file, for the atomic `committed_len`/`state`
+    /// (shared with the writer thread in direct mode).
+    header_map: Arc<MmapRaw>,
+    /// Direct mode: the writer thread.
+    direct: Option<DirectWriter>,
     region: Region,
     /// File offset of the first byte of `region`, and of its end.
     region_base: u64,
@@ -251,25 +278,47 @@ impl LogWriter {
             context: ctx("writing the header of"),
             source: e,
         })?;
-        let header_map = MmapOptions::new()
-            .len(HEADER_MAP_LEN)
-            .map_raw(&file)
-            .map_err(|e| WriteError {
-                context: ctx("mapping the header of"),
-                source: e,
-            })?;
+        let header_map = Arc::new(
+            MmapOptions::new()
+                .len(HEADER_MAP_LEN)
+                .map_raw(&file)
+                .map_err(|e| WriteError {
+                    context: ctx("mapping the header of"),
+                    source: e,
+                })?,
+        );
+        let (mut region_base, mut region_end) = (header_len, header_len);
+        let mut direct = None;
         let region = match options.mode {
             WriteMode::Pwrite => Region::Buf(Vec::new()),
             WriteMode::Mmap => Region::Map(None),
+            WriteMode::Direct => {
+                let started =
+                    DirectWriter::start(&file, path, header_map.clone(), header_len, page);
+                let mut d = started.inspect_err(|_| {
+                    // No direct I/O here: leave no header-only file behind.
+                    let _ = std::fs::remove_file(path);
+                })?;
+                let mut buf = d.buffer(direct::BUFFER_BYTES)?;
+                // The buffer starts at the header's last page, which is
+                // written again whole.
+                region_base = header_len / page * page;
+                let kept = (header_len - region_base) as usize;
+                buf[..kept].copy_from_slice(&hdr[region_base as usize..]);
+                region_end = region_base + buf.len() as u64 - page;
+                direct = Some(d);
+                Region::Direct(buf)
+            }
         };
         Ok(LogWriter {
             file,
             path: path.to_path_buf(),
             mode: options.mode,
             header_map,
+            direct,
             region,
-            region_base: header_len,
-            region_end: header_len,
+            region_base,
+            region_end,
             pos: header_len,
             limit: header_len, // the first append sets up the region
             append_limit: 0,
@@ -317,7 +366,7 @@ impl LogWriter {
         let off = (self.pos - self.region_base) as usize;
         let out = match &mut self.region {
             Region::Buf(v) => &mut v[off..],
-            Region::Map(Some(m)) => &mut m[off..],
+            Region::Map(Some(m)) | Region::Direct(m) => &mut m[off..],
             // `limit` never lets a write past `make_room` without a window.
             Region::Map(None) => return Err(no_window(&self.path)),
         };
@@ -416,9 +465,19 @@ impl LogWriter {
         &self.losses
     }
 
-    /// Bytes of the file that readers trust.
+    /// Bytes of the file that readers trust. In direct mode, the frames
+    /// committed since are not counted until their buffer is written (see
+    /// [`LogWriter::flush_committed`]).
     pub fn committed_len(&self) -> u64 {
-        self.committed
+        match &self.direct {
+            Some(d) => d.published(),
+            None => self.committed,
+        }
+    }
+
+    /// How frames reach the file.
+    pub fn mode(&self) -> WriteMode {
+        self.mode
     }
 
     /// Path of the log.
@@ -430,7 +489,14 @@ impl LogWriter {
     /// maps, and `sync_file_range(SYNC_FILE_RANGE_WRITE)` on the file, which
     /// actually starts the writeback (`MS_ASYNC` alone does nothing on
     /// Linux). Does not wait for it.
+    ///
+    /// In direct mode it hands what is committed to the writer thread
+    /// instead (the page cache holds nothing to write back), so that a
+    /// slow trickle of packets does not wait in a buffer for a MiB to fill.
     pub fn flush_async(&mut self) -> Result<(), WriteError> {
+        if self.direct.is_some() {
+            return self.hand_off();
+        }
         let err = |e| WriteError {
             context: format!("starting writeback of {}", self.path.display()),
             source: e,
@@ -468,6 +534,12 @@ impl LogWriter {
             losses: self.losses,
         };
         self.write_frame(encode::FRAME_FOOTER, &encode::encode_footer(&footer), true)?;
+        // Direct mode: written and published before the log says it is
+        // closed.
+        self.hand_off()?;
+        if let Some(d) = &mut self.direct {
+            d.stop()?;
+        }
         self.store_state(encode::STATE_CLOSED);
         // Unmap the window before cutting the file below it.
         self.region = Region::Buf(Vec::new());
@@ -494,7 +566,7 @@ impl LogWriter {
         let to = (self.pos - self.region_base) as usize;
         let bytes = match &self.region {
             Region::Buf(v) => &v[from..to],
-            Region::Map(Some(m)) => &m[from..to],
+            Region::Map(Some(m)) | Region::Direct(m) => &m[from..to],
             Region::Map(None) => return, // unreachable: a record was just written
         };
         self.records_crc = crc32c_append(self.records_crc, bytes);
@@ -505,7 +577,7 @@ impl LogWriter {
     fn region_mut(&mut self) -> Result<&mut [u8], WriteError> {
         match &mut self.region {
             Region::Buf(v) => Ok(v),
-            Region::Map(Some(m)) => Ok(m),
+            Region::Map(Some(m)) | Region::Direct(m) => Ok(m),
             Region::Map(None) => Err(no_window(&self.path)),
         }
     }
@@ -584,16 +656,70 @@ impl LogWriter {
                 })?;
         }
         self.committed = self.pos;
-        self.store_committed(self.pos);
         self.frame_start = NO_FRAME;
         self.frame_count = 0;
-        if let Region::Buf(v) = &self.region {
-            // The next frame is built from the start of the buffer.
-            self.region_base = self.pos;
-            self.region_end = self.pos + v.len() as u64;
+        match &self.region {
+            Region::Buf(v) => {
+                // The next frame is built from the start of the buffer.
+                self.region_base = self.pos;
+                self.region_end = self.pos + v.len() as u64;
+            }
+            // The writer thread publishes the length once it is written.
+            Region::Direct(_) => {
+                if self.pos - self.region_base >= direct::HAND_OFF_BYTES {
+                    self.hand_off()?;
+                }
+                self.update_limit();
+                return Ok(());
+            }
+            Region::Map(_) => {}
         }
+        store_committed(&self.header_map, self.pos);
         self.update_limit();
         Ok(())
+    }
+
+    /// Direct mode: hands the committed bytes to the writer thread. The
+    /// page holding the committed length, and an open frame's bytes, move
+    /// to a fresh buffer that continues the region.
+    fn hand_off(&mut self) -> Result<(), WriteError> {
+        let (Some(d), Region::Direct(buf)) = (&mut self.direct, &mut self.region) else {
+            return Ok(());
+        };
+        let end = self.committed;
+        if end == d.handed_off() {
+            return Ok(());
+        }
+        let page = self.reservation.page;
+        let base = self.region_base;
+        let carry_from = end / page * page;
+        let carry = (carry_from - base) as usize..(self.pos - base) as usize;
+        let mut next = d.buffer(buf.len())?;
+        next[..carry.len()].copy_from_slice(&buf[carry.clone()]);
+        // Bytes past `pos` are stale; the file gets zeros up to the page end.
+        let pad_end = (end.div_ceil(page) * page - base) as usize;
+        if carry.end < pad_end {
+            buf[carry.end..pad_end].fill(0);
+        }
+        let next_len = next.len() as u64;
+        let full = std::mem::replace(buf, next);
+        d.submit(full, base, end)?;
+        self.region_base = carry_from;
+        self.region_end = carry_from + next_len - page;
+        self.update_limit();
+        Ok(())
+    }
+
+    /// Blocks until every committed frame is in the file, as far as a crash
+    /// of this process is concerned (in the page cache or on the device).
+    /// Only direct mode has anything to wait for: it hands its buffer to the
+    /// writer thread and waits for the writes.
+    pub fn flush_committed(&mut self) -> Result<(), WriteError> {
+        self.hand_off()?;
+        match &mut self.direct {
+            Some(d) => d.wait(),
+            None => Ok(()),
+        }
     }
 
     /// Slow path of every write: reserves disk space and (re)arranges the
@@ -617,6 +743,20 @@ impl LogWriter {
                     let new_len = want.max(2 * v.len()).max(1 << 20);
                     v.resize(new_len, 0);
                     self.region_end = self.region_base + new_len as u64;
+                }
+            }
+            Region::Direct(buf) => {
+                if need_end > self.region_end {
+                    let page = self.reservation.page;
+                    let used = (self.pos - self.region_base) as usize;
+                    let want = (need_end - self.region_base + page) as usize;
+                    let Some(d) = &mut self.direct else {
+                        unreachable!("direct region without a writer thread")
+                    };
+                    let mut bigger = d.buffer(want.max(2 * buf.len()))?;
+                    bigger[..used].copy_from_slice(&buf[..used]);
+                    d.recycle(std::mem::replace(buf, bigger));
+                    self.region_end = self.region_base + buf.len() as u64 - page;
                 }
             }
             Region::Map(_) => {
@@ -729,25 +869,20 @@ impl LogWriter {
         };
     }
 
-    fn store_committed(&self, v: u64) {
-        let p = self
-            .header_map
-            .as_mut_ptr()
-            .wrapping_add(encode::OFF_COMMITTED);
-        // SAFETY: the header map starts at file offset 0, so it is page
-        // aligned and `p` (offset 16) is 8-aligned and within its 32 bytes;
-        // it lives as long as `self`. This writer is the only one to modify
-        // the field, and only with atomic stores; readers load it atomically.
-        // Release: the frame bytes are visible before the length that covers
-        // them.
-        unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.store(v.to_le(), Ordering::Release);
-    }
-
     fn store_state(&self, v: u32) {
         let p = self.header_map.as_mut_ptr().wrapping_add(encode::OFF_STATE);
         // SAFETY: as for `store_committed`: offset 24 of a page-aligned
         // 32-byte map, 4-aligned, only ever accessed atomically.
         unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.store(v.to_le(), Ordering::Release);
+    }
+}
+
+impl Drop for LogWriter {
+    /// An unfinished writer (an error path, a panic) hands what is committed
+    /// to the writer thread, which writes it before it stops (direct mode;
+    /// the other modes have written everything committed already).
+    fn drop(&mut self) {
+        let _ = self.hand_off();
     }
 }
 
@@ -808,6 +943,19 @@ impl Reservation {
         }
         Ok(())
     }
+}
+
+/// Publishes the committed length `v` in the header (`header_map`: the
+/// writer's map of the first page).
+pub(crate) fn store_committed(header_map: &MmapRaw, v: u64) {
+    let p = header_map.as_mut_ptr().wrapping_add(encode::OFF_COMMITTED);
+    // SAFETY: the header map starts at file offset 0, so it is page aligned
+    // and `p` (offset 16) is 8-aligned and within its 32 bytes; the caller's
+    // reference keeps it mapped. One writer modifies the field (its thread
+    // in direct mode, else the writer itself), only with atomic stores;
+    // readers load it atomically. Release: the frame bytes are visible before
+    // the length that covers them.
+    unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.store(v.to_le(), Ordering::Release);
 }
 
 #[cold]

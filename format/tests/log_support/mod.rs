@@ -9,7 +9,7 @@ use imp2_format::{Family, Hook, PacketRecord};
 
 /// Both write modes; the mmap one with small windows so that tests cross
 /// many window boundaries.
-pub fn modes() -> [WriterOptions; 3] {
+pub fn modes() -> [WriterOptions; 4] {
     [
         WriterOptions::default(),
         WriterOptions {
@@ -18,6 +18,10 @@ pub fn modes() -> [WriterOptions; 3] {
         },
         WriterOptions {
             mode: WriteMode::Mmap,
+            chunk_bytes: 64 << 10,
+        },
+        WriterOptions {
+            mode: WriteMode::Direct,
             chunk_bytes: 64 << 10,
         },
     ]
