@@ -200,7 +200,8 @@ pub fn run(
             break format!("count {} reached", sink.written);
         }
         let now = Instant::now();
-        let mut wait = Duration::from_millis(250);
+        // Short enough that the periodic flush keeps its period when idle.
+        let mut wait = Duration::from_millis(250).min(flush_every);
         if let Some(deadline) = deadline {
             if now >= deadline {
                 break "duration reached".to_string();

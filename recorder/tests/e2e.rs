@@ -86,6 +86,34 @@ fn direct_io_gives_the_same_result() {
 }
 
 #[test]
+fn direct_io_writes_a_slow_trickle_within_a_fraction_of_a_second() {
+    let _g = serial();
+    // 2000 records/s is about 200 KB/s: a MiB buffer would take 5 s to fill,
+    // so what readers see after 1.5 s was written by the periodic flush.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let loadgen = Loadgen::start(
+        dir.path(),
+        &["-n", "100000", "--rate", "2000", "--linger", "0"],
+    );
+    let recorder = start_recorder(loadgen.port, &log, &["--flush-ms", "10", "--direct"], &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let seen = {
+        let reader = imp2_format::log::LogReader::open(&log).unwrap();
+        reader
+            .events()
+            .filter(|e| matches!(e, Ok(imp2_format::log::LogEvent::Record(_))))
+            .count()
+    };
+    signal(&recorder, libc::SIGINT);
+    let out = wait_output(recorder, LONG, "imp2-record");
+    let _ = wait_output(loadgen.child, LONG, "imp2-loadgen");
+    assert!(out.ok, "imp2-record failed: {}", out.stderr);
+    assert!(seen >= 1000, "only {seen} records readable after 1.5 s");
+    assert_eq!(recorder_json(&out)["write"], "direct");
+}
+
+#[test]
 fn direct_io_without_file_system_support_is_one_clear_line() {
     // ramfs has no direct I/O: the recorder must say so before registering
     // anywhere, and leave no file behind.
