@@ -1,7 +1,9 @@
 #!/bin/bash
 # The NFLOG side-by-side benchmark (issue 6): imp2-record --source nflog vs
 # tcpdump -w vs dumpcap -w vs ulogd2 (NFLOG in, PCAP out) on the same veth
-# flood between two network namespaces it creates (and removes), in one run.
+# flood between two network namespaces it creates (and removes), in one run,
+# with a bare C NFLOG reader writing pcap (benches/c/nflog-pcap.c, built with
+# cc for the run) as the reference the issue's CPU goal was set from.
 #
 #   sudo tools/bench-nflog.sh [--quick] [--dir SCRATCH] [--out FILE.md]
 #
