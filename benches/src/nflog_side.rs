@@ -174,6 +174,12 @@ pub struct CapStats {
 }
 
 impl CapStats {
+    /// Every run captured every packet sent, by the file and by the
+    /// recorder's own loss count, and none failed.
+    fn all_exact(&self) -> bool {
+        self.ratio.v.iter().all(|&r| r == 1.0) && self.imp2_lost == 0 && self.failures.is_empty()
+    }
+
     fn new(capturer: Capturer, available: Result<String, String>, command: String) -> CapStats {
         CapStats {
             capturer,
@@ -1383,8 +1389,7 @@ pub fn target_rows(side: &NflogSide) -> Vec<(String, String, String, Option<bool
             ),
         ];
     };
-    let all_exact =
-        c.ratio.v.iter().all(|&r| r == 1.0) && c.imp2_lost == 0 && c.failures.is_empty();
+    let all_exact = c.all_exact();
     let mut rows = vec![
         (
             "imp2-record (NFLOG source) CPU per captured packet, log written (veth flood)".into(),
@@ -1416,8 +1421,7 @@ pub fn target_rows(side: &NflogSide) -> Vec<(String, String, String, Option<bool
         .iter()
         .find(|c| c.capturer == Capturer::Imp2Direct && !c.ratio.v.is_empty());
     if let Some(d) = direct {
-        let exact =
-            d.ratio.v.iter().all(|&r| r == 1.0) && d.imp2_lost == 0 && d.failures.is_empty();
+        let exact = d.all_exact();
         rows.push((
             "imp2-record --direct (NFLOG source) CPU per captured packet, zero loss".into(),
             format!(

@@ -305,7 +305,7 @@ impl LogWriter {
                 region_base = header_len / page * page;
                 let kept = (header_len - region_base) as usize;
                 buf[..kept].copy_from_slice(&hdr[region_base as usize..]);
-                region_end = region_base + buf.len() as u64 - page;
+                region_end = direct_region_end(region_base, &buf, page);
                 direct = Some(d);
                 Region::Direct(buf)
             }
@@ -701,11 +701,10 @@ impl LogWriter {
         if carry.end < pad_end {
             buf[carry.end..pad_end].fill(0);
         }
-        let next_len = next.len() as u64;
+        self.region_end = direct_region_end(carry_from, &next, page);
         let full = std::mem::replace(buf, next);
         d.submit(full, base, end)?;
         self.region_base = carry_from;
-        self.region_end = carry_from + next_len - page;
         self.update_limit();
         Ok(())
     }
@@ -756,7 +755,7 @@ impl LogWriter {
                     let mut bigger = d.buffer(want.max(2 * buf.len()))?;
                     bigger[..used].copy_from_slice(&buf[..used]);
                     d.recycle(std::mem::replace(buf, bigger));
-                    self.region_end = self.region_base + buf.len() as u64 - page;
+                    self.region_end = direct_region_end(self.region_base, buf, page);
                 }
             }
             Region::Map(_) => {
@@ -956,6 +955,12 @@ pub(crate) fn store_committed(header_map: &MmapRaw, v: u64) {
     // readers load it atomically. Release: the frame bytes are visible before
     // the length that covers them.
     unsafe { AtomicU64::from_ptr(p.cast::<u64>()) }.store(v.to_le(), Ordering::Release);
+}
+
+/// End of a direct-mode region that starts at file offset `base` in `buf`:
+/// the buffer's last page is kept out of it, for the padding of the write.
+fn direct_region_end(base: u64, buf: &[u8], page: u64) -> u64 {
+    base + buf.len() as u64 - page
 }
 
 #[cold]
