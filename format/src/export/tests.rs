@@ -667,3 +667,36 @@ fn threaded_export_reports_the_write_error() {
     }
     export_threaded(&reader, Format::Pcapng, FailAfter { left: full.len() }).unwrap();
 }
+
+/// Loss counters come from the file, so a log may claim more than a u64
+/// holds in total (found by the `log_sealed` fuzz target: the sum of the
+/// kernel counters overflowed). The totals saturate; the export completes.
+#[test]
+fn export_of_absurd_loss_counters_saturates() {
+    use crate::log::{LogReader, LogWriter};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.log");
+    let mut w = LogWriter::create(&path, &header()).unwrap();
+    w.append(&record(T0, 2, Hook::PRE_ROUTING)).unwrap();
+    w.commit().unwrap();
+    let delta = Losses {
+        kernel: [u64::MAX - 1, 1, 1, 0],
+        gap_records: u64::MAX,
+        ..Losses::default()
+    };
+    // Twice: the deltas' sum overflows as well as each one's total.
+    w.add_losses(&delta).unwrap();
+    w.add_losses(&delta).unwrap();
+    drop(w); // no footer: the export sums the LOSSES frames
+
+    let reader = LogReader::open(&path).unwrap();
+    for format in [Format::Pcapng, Format::Pcap] {
+        let report = export(&reader, format, std::io::sink()).unwrap();
+        assert_eq!(report.packets, 1);
+        assert_eq!(report.losses.kernel[0], u64::MAX);
+        assert_eq!(report.losses.gap_records, u64::MAX);
+        assert_eq!(report.losses.records(), u64::MAX);
+        assert!(losses_summary(&report.losses).starts_with("18446744073709551615 records lost"));
+    }
+}

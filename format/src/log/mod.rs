@@ -80,20 +80,30 @@ pub struct Losses {
 impl Losses {
     /// Records lost, all causes together (events are not records and are
     /// not counted here).
+    ///
+    /// Saturates at `u64::MAX`, as [`Losses::add`] does: a run cannot lose
+    /// that many, but a damaged or hostile log can claim it.
     pub fn records(&self) -> u64 {
-        self.kernel.iter().sum::<u64>() + self.gap_records
+        self.kernel
+            .iter()
+            .fold(self.gap_records, |sum, &n| sum.saturating_add(n))
     }
 
-    /// Adds `other` into `self`.
+    /// Adds `other` into `self`, saturating at `u64::MAX` (counters read
+    /// from a log are untrusted).
     pub fn add(&mut self, other: &Losses) {
         for (a, b) in self.kernel.iter_mut().zip(other.kernel) {
-            *a += b;
+            *a = a.saturating_add(b);
         }
-        self.gap_records += other.gap_records;
-        self.gap_batches += other.gap_batches;
-        self.truncated_batches += other.truncated_batches;
-        self.malformed_messages += other.malformed_messages;
-        self.socket_errors += other.socket_errors;
+        self.gap_records = self.gap_records.saturating_add(other.gap_records);
+        self.gap_batches = self.gap_batches.saturating_add(other.gap_batches);
+        self.truncated_batches = self
+            .truncated_batches
+            .saturating_add(other.truncated_batches);
+        self.malformed_messages = self
+            .malformed_messages
+            .saturating_add(other.malformed_messages);
+        self.socket_errors = self.socket_errors.saturating_add(other.socket_errors);
     }
 
     /// Whether nothing was lost and nothing went wrong.
