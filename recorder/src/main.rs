@@ -196,7 +196,7 @@ fn open_nflog(
     let settings = nflog::Settings {
         group,
         snaplen: args.snaplen,
-        bufsize: u32::try_from(args.nflog_bufsize).unwrap_or(u32::MAX),
+        bufsize: args.nflog_bufsize,
         qthresh: args.nflog_qthresh,
         flush_ms: args.nflog_flush_ms,
         rcvbuf: args.rcvbuf,

@@ -58,8 +58,9 @@ pub struct Settings {
     pub group: u16,
     /// Payload bytes to copy per packet (clamped to the kernel's maximum).
     pub snaplen: u32,
-    /// Kernel buffer size in bytes (4096-131072).
-    pub bufsize: u32,
+    /// Kernel buffer size in bytes (4096-131072; wider as typed, so that
+    /// `validate` can name what the user asked for).
+    pub bufsize: usize,
     /// Packets per kernel buffer at most.
     pub qthresh: u32,
     /// Flush timeout in milliseconds (rounded to the kernel's 10 ms unit).
@@ -75,7 +76,7 @@ impl Settings {
     /// buffer size instead of refusing it).
     pub fn validate(&self) -> Result<(), String> {
         let (lo, hi) = (consts::NLBUFSIZ_MIN, consts::NLBUFSIZ_MAX);
-        if !(lo..=hi).contains(&self.bufsize) {
+        if !(lo as usize..=hi as usize).contains(&self.bufsize) {
             return Err(format!(
                 "--nflog-bufsize must be {lo}-{hi} bytes, not {}",
                 self.bufsize
@@ -105,7 +106,9 @@ impl Settings {
                 mode: consts::COPY_PACKET,
                 range: self.copy_range(),
             }),
-            nlbufsiz: Some(self.bufsize),
+            // In range once validated; a value that is not is refused by
+            // the kernel's own check, never cut to something else.
+            nlbufsiz: Some(u32::try_from(self.bufsize).unwrap_or(u32::MAX)),
             timeout: Some(self.flush_ms.div_ceil(10)),
             qthresh: Some(self.qthresh),
             flags: Some(consts::CFG_F_SEQ),

@@ -648,7 +648,12 @@ fn usage_errors_are_explained() {
         ),
         (
             &["--source", "nflog:1", "--nflog-bufsize", "1M"][..],
-            "--nflog-bufsize must be",
+            "--nflog-bufsize must be 4096-131072 bytes, not 1048576",
+        ),
+        (
+            // Beyond u32: named as typed, not as some clamped value.
+            &["--source", "nflog:1", "--nflog-bufsize", "10G"][..],
+            "--nflog-bufsize must be 4096-131072 bytes, not 10737418240",
         ),
     ] {
         let out = run_tool(
