@@ -5,7 +5,7 @@
 //! append their packets to a log, as `imp2-record --source nflog:G` does.
 //! A profiling aid:
 //!
-//! cargo run --release -p imp2-benches --example nflog_hotpath -- [DIR] [PACKETS]
+//! cargo run --release -p imp2-benches --example nflog_hotpath -- [DIR] [PACKETS] [pwrite|mmap|direct]
 //!
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
 //!     target/release/examples/nflog_hotpath /tmp 300000
@@ -20,7 +20,7 @@ use std::time::Instant;
 use imp2_benches::{cpu_seconds, print_stage};
 
 use imp2_format::PacketRecord;
-use imp2_format::log::{LogHeader, LogWriter};
+use imp2_format::log::{LogHeader, LogWriter, WriteMode, WriterOptions};
 use imp2_format::nflog::{
     Item, Message, PacketMessage, PacketParser, Timestamp, Walker, consts, emit_done,
 };
@@ -58,7 +58,17 @@ fn main() {
     print_stage("walk (fast)", t, c, n, "packet");
 
     let path = std::path::Path::new(&dir).join("nflog_hotpath.log");
-    let mut w = LogWriter::create(&path, &LogHeader::default()).unwrap();
+    let mode = match args.next().as_deref() {
+        None | Some("pwrite") => WriteMode::Pwrite,
+        Some("mmap") => WriteMode::Mmap,
+        Some("direct") => WriteMode::Direct,
+        Some(other) => panic!("write mode `{other}`: expected pwrite, mmap or direct"),
+    };
+    let options = WriterOptions {
+        mode,
+        ..WriterOptions::default()
+    };
+    let mut w = LogWriter::create_with(&path, &LogHeader::default(), options).unwrap();
     let (t, c) = (Instant::now(), cpu_seconds());
     walk_append(&datagrams, &mut w);
     print_stage("walk (fast) + log append", t, c, packets, "packet");
