@@ -1464,8 +1464,7 @@ fn disturbance(side: &NflogSide) -> Option<String> {
             )
         })
         .filter_map(|c| {
-            let lo = c.ns.v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = c.ns.v.iter().copied().fold(0.0, f64::max);
+            let (_, lo, hi) = crate::stats(&c.ns.v);
             (c.ns.v.len() >= 2 && lo > 0.0 && hi.is_finite())
                 .then(|| (hi / lo, c.capturer.name(), lo, hi))
         })
@@ -1795,6 +1794,23 @@ mod tests {
         assert!(render(&side).contains("not measured: needs root"));
     }
 
+    /// A quick run of three complete rounds with these capturers' figures.
+    fn three_rounds(caps: Vec<CapStats>) -> NflogSide {
+        NflogSide {
+            quick: true,
+            rounds: 3,
+            rounds_done: 3,
+            packets: 10,
+            setup_error: None,
+            baseline_pps: M::default(),
+            caps,
+            notes: Vec::new(),
+            load: (String::new(), String::new()),
+            took: Duration::ZERO,
+            dir: PathBuf::from("/tmp"),
+        }
+    }
+
     #[test]
     fn an_unavailable_tool_gets_a_reason_row() {
         let mut imp2 = CapStats::new(Capturer::Imp2, Ok("imp2-record 0.1.0".into()), "x".into());
@@ -1808,19 +1824,7 @@ mod tests {
             Err("`ulogd` not found: apt-get install ulogd2 ulogd2-pcap".into()),
             "y".into(),
         );
-        let side = NflogSide {
-            quick: true,
-            rounds: 3,
-            rounds_done: 3,
-            packets: 10,
-            setup_error: None,
-            baseline_pps: M::default(),
-            caps: vec![imp2, ulogd],
-            notes: Vec::new(),
-            load: (String::new(), String::new()),
-            took: Duration::ZERO,
-            dir: PathBuf::from("/tmp"),
-        };
+        let side = three_rounds(vec![imp2, ulogd]);
         let text = render(&side);
         assert!(text.contains(
             "| ulogd2 (NFLOG in, PCAP out) | not measured: `ulogd` not found: apt-get install \
@@ -1847,19 +1851,7 @@ mod tests {
             reader.ratio.push(1.0);
             reader.ns.push(reader_ns);
         }
-        let side = NflogSide {
-            quick: false,
-            rounds: 3,
-            rounds_done: 3,
-            packets: 10,
-            setup_error: None,
-            baseline_pps: M::default(),
-            caps: vec![imp2, reader],
-            notes: Vec::new(),
-            load: (String::new(), String::new()),
-            took: Duration::ZERO,
-            dir: PathBuf::from("/tmp"),
-        };
+        let side = three_rounds(vec![imp2, reader]);
         let text = render(&side);
         assert!(
             text.contains(

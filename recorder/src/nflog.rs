@@ -106,8 +106,8 @@ impl Settings {
                 mode: consts::COPY_PACKET,
                 range: self.copy_range(),
             }),
-            // In range once validated; a value that is not is refused by
-            // the kernel's own check, never cut to something else.
+            // `NflogSource::open` validates before binding, so this fits;
+            // the fallback only keeps the conversion total.
             nlbufsiz: Some(u32::try_from(self.bufsize).unwrap_or(u32::MAX)),
             timeout: Some(self.flush_ms.div_ceil(10)),
             qthresh: Some(self.qthresh),
