@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The single test command: everything CI runs, in order.
 #   1. installs what the tests need on a fresh Debian 12 machine (as root)
-#   2. formatting and clippy gates
+#   2. formatting, clippy and rustdoc gates
 #   3. the Rust test suite (wire, log, export, recorder against imp2-loadgen
 #      over real netlink and io_uring, tshark agreement)
 #   4. a short fuzz smoke run of every fuzz target (nightly + cargo-fuzz)
@@ -51,6 +51,9 @@ cargo fmt --all --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release -- -D warnings
+
+step "cargo doc -D warnings (broken links in the API docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "cargo test (release: the end-to-end tests push real load)"
 cargo test --workspace --release

@@ -423,7 +423,7 @@ impl Drop for Proc {
 // Counting packets in the outputs
 
 /// Packets in a capture file: all of them, and those of the flood (IPv4
-/// UDP to [`PORT`]).
+/// UDP to `PORT`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Count {
     /// Every packet in the file.

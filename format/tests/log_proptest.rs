@@ -44,13 +44,14 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         20 => rec_strategy().prop_map(Op::Rec),
         3 => Just(Op::Commit),
         1 => (any::<u32>(), "[a-z0-9@.-]{0,20}").prop_map(|(ifindex, name)| Op::Iface(Interface { ifindex, name })),
-        1 => prop::array::uniform9(any::<u64>()).prop_map(|v| Op::Loss(Losses {
+        1 => prop::array::uniform10(any::<u64>()).prop_map(|v| Op::Loss(Losses {
             kernel: [v[0], v[1], v[2], v[3]],
             gap_records: v[4],
             gap_batches: v[5],
             truncated_batches: v[6],
             malformed_messages: v[7],
             socket_errors: v[8],
+            unwritten: v[9],
         })),
     ]
 }
@@ -72,7 +73,7 @@ proptest! {
                 Op::Iface(i) => { w.add_interface(i).unwrap(); expected.push(Ev::If(i.clone())); committed_events = expected.len(); }
                 Op::Loss(l) => {
                     // Totals over a run must not overflow: keep deltas small.
-                    let l = Losses { kernel: l.kernel.map(|v| v >> 8), gap_records: l.gap_records >> 8, gap_batches: l.gap_batches >> 8, truncated_batches: l.truncated_batches >> 8, malformed_messages: l.malformed_messages >> 8, socket_errors: l.socket_errors >> 8 };
+                    let l = Losses { kernel: l.kernel.map(|v| v >> 8), gap_records: l.gap_records >> 8, gap_batches: l.gap_batches >> 8, truncated_batches: l.truncated_batches >> 8, malformed_messages: l.malformed_messages >> 8, socket_errors: l.socket_errors >> 8, unwritten: l.unwritten >> 8 };
                     w.add_losses(&l).unwrap(); expected.push(Ev::Loss(l)); committed_events = expected.len();
                 }
             }

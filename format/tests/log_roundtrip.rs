@@ -41,6 +41,7 @@ fn write_log(path: &std::path::Path, opts: WriterOptions, recs: &[Rec]) -> (Vec<
                 truncated_batches: 0,
                 malformed_messages: 2,
                 socket_errors: u64::MAX / 4,
+                unwritten: 7,
             };
             w.add_losses(&l).unwrap();
             losses_total.add(&l);
@@ -170,7 +171,7 @@ fn empty_log() {
         let (evs, err) = read_all(&r);
         assert!(err.is_none());
         assert_eq!(evs, vec![Ev::Foot(footer)]);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096 + 12 + 48 + 9);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096 + 12 + 48 + 10);
     }
 }
 
@@ -311,12 +312,12 @@ fn versions_magic_and_messages() {
     let e = LogReader::open(&path).unwrap_err();
     assert!(matches!(
         e.kind,
-        ReadErrorKind::UnsupportedVersion { major: 2, minor: 0 }
+        ReadErrorKind::UnsupportedVersion { major: 2, minor: 1 }
     ));
     assert_eq!(
         e.to_string(),
         format!(
-            "{}: written by format version 2.0, this reader supports 1.x",
+            "{}: written by format version 2.1, this reader supports 1.x",
             path.display()
         )
     );
@@ -528,5 +529,43 @@ fn frame_flags_must_be_zero() {
         let err = err.expect("non-zero flags accepted");
         assert_eq!(err.offset, header_len);
         assert!(matches!(err.kind, ReadErrorKind::BadFrame(_)), "{err}");
+    }
+}
+
+/// A second writer on the same path is refused while the first holds it,
+/// leaves the first one's log intact, and may take the path once the
+/// first has finished.
+#[test]
+fn a_second_writer_on_the_same_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.log");
+    let recs = sample_records(100, 7);
+    for opts in modes() {
+        let mut first = LogWriter::create_with(&path, &header(&[(1, "lo")]), opts).unwrap();
+        for r in &recs[..50] {
+            first.append(&r.as_record()).unwrap();
+        }
+        first.commit().unwrap();
+
+        let err = LogWriter::create_with(&path, &header(&[]), opts).unwrap_err();
+        assert_eq!(err.source.raw_os_error(), Some(libc::EWOULDBLOCK), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("is being written by another process"), "{msg}");
+        // This very process holds the lock.
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+
+        for r in &recs[50..] {
+            first.append(&r.as_record()).unwrap();
+        }
+        first.finish(1).unwrap();
+        let (events, damage) = read_all(&LogReader::open(&path).unwrap());
+        assert!(damage.is_none(), "{damage:?}");
+        assert_eq!(records_of(&events), recs, "{opts:?}");
+
+        // Finished and closed: the path is free again.
+        LogWriter::create_with(&path, &header(&[]), opts).unwrap();
     }
 }

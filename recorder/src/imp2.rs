@@ -4,7 +4,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use imp2_format::log::{Losses, WriteError};
+use imp2_format::log::Losses;
 use imp2_format::wire::{
     BatchTrailer, BatchWalker, Config, Malformed, Message, NlHeader, TRAILER_MESSAGE_LEN, abi,
 };
@@ -86,28 +86,20 @@ impl Source for Imp2Source {
     }
 
     fn start(&mut self, sink: &mut Sink) -> Result<(), RunError> {
-        let mut write_error = None;
         let decoder = &mut self.decoder;
         self.sock
             .register(&self.config, ACK_TIMEOUT, &mut |d, t| {
-                if write_error.is_none() {
-                    write_error = decoder.decode(d, t, sink).err();
-                }
+                decoder.decode(d, t, sink)
             })
             .map_err(|e| RunError(e.to_string()))?;
-        match write_error {
+        match sink.error() {
             Some(e) => Err(RunError(e.to_string())),
             None => Ok(()),
         }
     }
 
     #[inline]
-    fn on_datagram(
-        &mut self,
-        buf: &[u8],
-        truncated: bool,
-        sink: &mut Sink,
-    ) -> Result<(), WriteError> {
+    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) {
         self.decoder.decode(buf, truncated, sink)
     }
 
@@ -139,7 +131,7 @@ impl Source for Imp2Source {
 
 impl Decoder {
     /// The hot path: walk one batch, append its records, account.
-    fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) -> Result<(), WriteError> {
+    fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) {
         sink.on_datagram(buf.len());
         let mut losses = Losses::default();
         if truncated {
@@ -147,7 +139,8 @@ impl Decoder {
             // it is kept: the next trailer from its CPU tells exactly how
             // many records it held (they are counted as gap records then).
             losses.truncated_batches = 1;
-            return sink.add_losses(&losses);
+            sink.add_losses(&losses);
+            return;
         }
         // Where the trailer should be, or `None` when the tail does not tell.
         let tail_trailer_at = match tail_trailer(buf) {
@@ -161,7 +154,7 @@ impl Decoder {
                         // revealed the gap: keeping it would count its
                         // records twice.
                         self.accounting.on_trailer(&t);
-                        return Ok(());
+                        return;
                     }
                 }
                 None
@@ -177,7 +170,7 @@ impl Decoder {
             // everything else (the trailer, errors) comes through `next`.
             if let Some(record) = walker.next_record() {
                 records += 1;
-                sink.append(&record)?;
+                sink.append(&record);
                 continue;
             }
             let Some(item) = walker.next() else {
@@ -194,7 +187,7 @@ impl Decoder {
             match item.message {
                 Message::Record(record) => {
                     records += 1;
-                    sink.append(&record)?;
+                    sink.append(&record);
                 }
                 Message::Done(t) => {
                     if let TrailerVerdict::InOrder(l) = self.accounting.on_trailer(&t) {
@@ -224,8 +217,8 @@ impl Decoder {
         if malformed || tail_misread || (records > 0 && !has_trailer) {
             losses.malformed_messages += 1;
         }
-        sink.commit()?;
-        sink.add_losses(&losses)
+        sink.commit();
+        sink.add_losses(&losses);
     }
 }
 
@@ -354,12 +347,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = sink(&dir);
         let mut d = Decoder::default();
-        d.decode(&batch(1, 3, &[1; 64]), false, &mut sink).unwrap();
-        d.decode(&batch(3, 3, &[1; 64]), false, &mut sink).unwrap();
+        d.decode(&batch(1, 3, &[1; 64]), false, &mut sink);
+        d.decode(&batch(3, 3, &[1; 64]), false, &mut sink);
         assert_eq!(sink.written, 6);
         assert_eq!(sink.losses().gap_batches, 1);
         // Batch 2 arrives after batch 3 revealed it lost: not kept.
-        d.decode(&batch(2, 3, &[1; 64]), false, &mut sink).unwrap();
+        d.decode(&batch(2, 3, &[1; 64]), false, &mut sink);
         assert_eq!(sink.written, 6);
         assert_eq!(sink.losses().malformed_messages, 0);
 
@@ -375,7 +368,7 @@ mod tests {
         buf.truncate(buf.len() - TRAILER_MESSAGE_LEN);
         assert!(tail_trailer(&buf).is_some_and(|(_, t)| t.seq == 2));
         assert_eq!(last_trailer(&buf), None);
-        d.decode(&buf, false, &mut sink).unwrap();
+        d.decode(&buf, false, &mut sink);
         assert_eq!(sink.written, 7);
         assert_eq!(sink.losses().malformed_messages, 1);
 
@@ -393,7 +386,7 @@ mod tests {
         let tail = b.finish(&trailer(6));
         buf.extend_from_slice(&tail[..tail.len() - TRAILER_MESSAGE_LEN]);
         assert!(tail_trailer(&buf).is_some_and(|(_, t)| t.seq == 5));
-        d.decode(&buf, false, &mut sink).unwrap();
+        d.decode(&buf, false, &mut sink);
         assert_eq!(sink.written, 9);
         assert_eq!(sink.losses().malformed_messages, 2);
     }

@@ -24,9 +24,19 @@ use std::time::Duration;
 
 use clap::Parser;
 use imp2_format::log::WriteMode;
-use imp2_format::wire::{Config, abi};
+use imp2_format::wire::{Config, ConfigError, abi};
 
 use receive::IoMode;
+
+/// `eprintln!` that cannot panic: after SIGHUP the terminal may be gone and
+/// writing to it fails, and a lost message must not cost the log its
+/// clean close.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// Record packets captured by the imp2 kernel module into a compact log.
 ///
@@ -41,8 +51,9 @@ struct Args {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
 
-    /// Stop after writing N records.
-    #[arg(short = 'c', long = "count", value_name = "N")]
+    /// Stop after writing N records (at least 1).
+    #[arg(short = 'c', long = "count", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
 
     /// Stop after SECS seconds (fractions allowed).
@@ -116,12 +127,15 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value = "128K", value_parser = parse_size)]
     nflog_bufsize: usize,
 
-    /// NFLOG: packets per kernel buffer at most (the queue threshold).
-    #[arg(long, value_name = "N", default_value_t = nflog::QTHRESH_DEFAULT)]
+    /// NFLOG: packets per kernel buffer at most (the queue threshold, at
+    /// least 1).
+    #[arg(long, value_name = "N", default_value_t = nflog::QTHRESH_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..))]
     nflog_qthresh: u32,
 
     /// NFLOG: a non-empty buffer is sent at the latest this many
-    /// milliseconds after its first packet (10 ms steps).
+    /// milliseconds after its first packet (rounded up to the kernel's 10 ms
+    /// steps; 0: at the next timer tick).
     #[arg(long, value_name = "MS", default_value_t = nflog::FLUSH_MS_DEFAULT)]
     nflog_flush_ms: u32,
 
@@ -187,7 +201,7 @@ fn open_nflog(
     notice: &mut dyn FnMut(String),
 ) -> Result<nflog::NflogSource, ExitCode> {
     if !args.proto.is_empty() || args.hooks != ["pre", "out"] {
-        eprintln!(
+        say!(
             "imp2-record: --hooks and --proto select packets for the imp2 module; with \
              --source nflog the NFLOG rule selects them"
         );
@@ -203,11 +217,11 @@ fn open_nflog(
         families,
     };
     if let Err(e) = settings.validate() {
-        eprintln!("imp2-record: {e}");
+        say!("imp2-record: {e}");
         return Err(ExitCode::from(2));
     }
     let source = nflog::NflogSource::open(settings).map_err(|e| {
-        eprintln!("imp2-record: {e}");
+        say!("imp2-record: {e}");
         ExitCode::from(1)
     })?;
     if source.rcvbuf_capped() {
@@ -274,9 +288,29 @@ fn config_from(args: &Args) -> Result<Config, String> {
     for proto in &args.proto {
         config.allow_protocol(protocol_number(proto).map_err(|e| format!("--proto: {e}"))?);
     }
-    config
-        .validate()
-        .map_err(|e| format!("invalid capture settings: {e}"))?;
+    let (lo, hi) = (
+        f64::from(abi::FLUSH_INTERVAL_US_MIN) / 1000.0,
+        f64::from(abi::FLUSH_INTERVAL_US_MAX) / 1000.0,
+    );
+    if !(lo..=hi).contains(&args.flush_ms) {
+        return Err(format!(
+            "--flush-ms must be {lo}-{hi} ms, not {}",
+            args.flush_ms
+        ));
+    }
+    config.validate().map_err(|e| match e {
+        // Named as the user typed them, not as the ABI's fields.
+        ConfigError::OutOfRange(field, value, range) => {
+            let option = match field {
+                "snaplen" => "-s/--snaplen",
+                "batch_bytes" => "--batch-bytes",
+                "batch_records" => "--batch-records",
+                other => other,
+            };
+            format!("{option} must be in {range}, not {value}")
+        }
+        e => format!("invalid capture settings: {e}"),
+    })?;
     Ok(config)
 }
 
@@ -285,17 +319,30 @@ fn main() -> ExitCode {
     let config = match config_from(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("imp2-record: {e}");
+            say!("imp2-record: {e}");
             return ExitCode::from(2);
         }
     };
     let duration = match args.duration {
         Some(s) if !(s.is_finite() && s > 0.0) => {
-            eprintln!("imp2-record: --duration must be a positive number of seconds");
+            say!("imp2-record: --duration must be a positive number of seconds");
             return ExitCode::from(2);
         }
-        s => s.map(Duration::from_secs_f64),
+        Some(s) => match Duration::try_from_secs_f64(s) {
+            Ok(d) => Some(d),
+            Err(_) => {
+                say!("imp2-record: --duration {s} is too long");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
     };
+    if args.output.as_os_str() == "-" {
+        // The log is written in place (its header is rewritten at every
+        // commit), so it cannot be a pipe.
+        say!("imp2-record: -o -: the log must be a file; convert it afterwards with imp2-convert");
+        return ExitCode::from(2);
+    }
     let opts = session::Options {
         output: args.output.clone(),
         count: args.count,
@@ -311,7 +358,7 @@ fn main() -> ExitCode {
     let quiet = args.quiet;
     let mut notice = |line: String| {
         if !quiet {
-            eprintln!("imp2-record: {line}");
+            say!("imp2-record: {line}");
         }
     };
     let mut source: Box<dyn source::Source> = match args.source {
@@ -323,7 +370,7 @@ fn main() -> ExitCode {
             let source = match imp2::Imp2Source::open(args.unit, args.peer, args.rcvbuf, config) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("imp2-record: {e}");
+                    say!("imp2-record: {e}");
                     return ExitCode::from(1);
                 }
             };
@@ -341,19 +388,23 @@ fn main() -> ExitCode {
     match session::run(&opts, source.as_mut(), &mut notice) {
         Ok(summary) => {
             if !args.quiet {
-                eprint!("{}", report::human(&summary));
+                use std::io::Write as _;
+                let _ = write!(std::io::stderr(), "{}", report::human(&summary));
             }
             if args.json {
-                println!("{}", report::json(&summary));
+                use std::io::Write as _;
+                if let Err(e) = writeln!(std::io::stdout(), "{}", report::json(&summary)) {
+                    say!("imp2-record: cannot print the JSON summary: {e}");
+                }
             }
             if let Some(e) = &summary.write_error {
-                eprintln!("imp2-record: {e}");
+                say!("imp2-record: {e}");
                 return ExitCode::from(1);
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("imp2-record: {e}");
+            say!("imp2-record: {e}");
             ExitCode::from(1)
         }
     }

@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use imp2_format::Family;
-use imp2_format::log::{Losses, WriteError};
+use imp2_format::log::Losses;
 use imp2_format::nflog::{
     ConfigRequest, CopyMode, LoggedPacket, Malformed, Message, PacketParser, Walker, consts,
 };
@@ -284,9 +284,10 @@ impl NflogSource {
                 }
             }
             if others || ack.is_none() {
-                self.decoder
-                    .decode(datagram, truncated, sink)
-                    .map_err(|e| RunError(e.to_string()))?;
+                self.decoder.decode(datagram, truncated, sink);
+                if let Some(e) = sink.error() {
+                    return Err(RunError(e.to_string()));
+                }
             }
             if let Some(errno) = ack {
                 return Ok(errno);
@@ -364,12 +365,7 @@ impl Source for NflogSource {
     }
 
     #[inline]
-    fn on_datagram(
-        &mut self,
-        buf: &[u8],
-        truncated: bool,
-        sink: &mut Sink,
-    ) -> Result<(), WriteError> {
+    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) {
         self.decoder.decode(buf, truncated, sink)
     }
 
@@ -385,7 +381,12 @@ impl Source for NflogSource {
 
     fn on_tick(&mut self, _sink: &Sink, notice: &mut dyn FnMut(String)) {
         let Some(started) = self.started else { return };
-        if self.hint_shown || self.decoder.packets > 0 || started.elapsed() < HINT_AFTER {
+        // The kernel may hold packets for the whole flush timeout: no hint
+        // before it has passed.
+        let hint_after = HINT_AFTER.max(Duration::from_millis(
+            u64::from(self.settings.flush_ms) + 1000,
+        ));
+        if self.hint_shown || self.decoder.packets > 0 || started.elapsed() < hint_after {
             return;
         }
         self.hint_shown = true;
@@ -395,7 +396,7 @@ impl Source for NflogSource {
              namespace? e.g. `nft add rule inet filter input log group {g}` (in an existing \
              table and chain) or `iptables -A INPUT -j NFLOG --nflog-group {g}` \
              (ip6tables for IPv6)",
-            HINT_AFTER.as_secs()
+            hint_after.as_secs()
         ));
     }
 
@@ -456,7 +457,7 @@ impl Decoder {
         losses: &mut Losses,
         received_ns: &mut Option<u64>,
         sink: &mut Sink,
-    ) -> Result<(), WriteError> {
+    ) {
         self.packets += 1;
         match p.seq {
             Some(seq) => {
@@ -484,21 +485,15 @@ impl Decoder {
                     // datagram's receive time (CLOCK_REALTIME) stands in.
                     record.tstamp_ns = *received_ns.get_or_insert_with(now_ns);
                 }
-                sink.append(&record)
+                sink.append(&record);
             }
-            Ok(_) => {
-                self.filtered += 1;
-                Ok(())
-            }
-            Err(_) => {
-                self.not_ip += 1;
-                Ok(())
-            }
+            Ok(_) => self.filtered += 1,
+            Err(_) => self.not_ip += 1,
         }
     }
 
     /// The hot path: walk one datagram, append its records, account.
-    fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) -> Result<(), WriteError> {
+    fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) {
         sink.on_datagram(buf.len());
         let mut losses = Losses::default();
         if truncated {
@@ -517,7 +512,7 @@ impl Decoder {
             // else (new shapes, DONE, ACKs, errors) comes through `next`.
             if let Some(p) = walker.next_packet() {
                 if p.group == self.group {
-                    self.on_packet(p, &mut losses, &mut received_ns, sink)?;
+                    self.on_packet(p, &mut losses, &mut received_ns, sink);
                 } else {
                     self.other_messages += 1;
                 }
@@ -538,7 +533,7 @@ impl Decoder {
             };
             match item.message {
                 Message::Packet(p) if p.group == self.group => {
-                    self.on_packet(p.logged(), &mut losses, &mut received_ns, sink)?;
+                    self.on_packet(p.logged(), &mut losses, &mut received_ns, sink);
                 }
                 Message::Error { errno, request } => {
                     // The kernel includes the request's header; its seq is
@@ -560,8 +555,8 @@ impl Decoder {
         if malformed {
             losses.malformed_messages += 1;
         }
-        sink.commit()?;
-        sink.add_losses(&losses)
+        sink.commit();
+        sink.add_losses(&losses);
     }
 }
 
@@ -686,7 +681,7 @@ mod tests {
 
     fn sink(dir: &tempfile::TempDir) -> Sink {
         let header = LogHeader {
-            version: (1, 0),
+            version: (1, 1),
             tsresol_digits: 6,
             ..Default::default()
         };
@@ -727,9 +722,9 @@ mod tests {
         let mut d = decoder(FAMILY_F_IPV4 | FAMILY_F_IPV6);
         // Packets 0-2, then 3-5 lost (a buffer the kernel could not
         // deliver), then 6-7; then 8-9 lost and 10.
-        d.decode(&datagram(0..3), false, &mut sink).unwrap();
-        d.decode(&datagram(6..8), false, &mut sink).unwrap();
-        d.decode(&datagram([10]), false, &mut sink).unwrap();
+        d.decode(&datagram(0..3), false, &mut sink);
+        d.decode(&datagram(6..8), false, &mut sink);
+        d.decode(&datagram([10]), false, &mut sink);
         assert_eq!(sink.written, 6);
         assert_eq!(sink.losses().gap_records, 5);
         assert_eq!(sink.losses().gap_batches, 2);
@@ -742,14 +737,13 @@ mod tests {
         let mut sink = sink(&dir);
         let mut d = decoder(FAMILY_F_IPV4);
         // Two packets logged before the first one received were lost.
-        d.decode(&datagram([2]), false, &mut sink).unwrap();
+        d.decode(&datagram([2]), false, &mut sink);
         assert_eq!(sink.losses().gap_records, 2);
         d.next_seq = u32::MAX - 1;
-        d.decode(&datagram([u32::MAX - 1, u32::MAX, 0, 1]), false, &mut sink)
-            .unwrap();
+        d.decode(&datagram([u32::MAX - 1, u32::MAX, 0, 1]), false, &mut sink);
         assert_eq!(sink.losses().gap_records, 2);
         // Going backwards is counted, never turned into a huge loss.
-        d.decode(&datagram([0]), false, &mut sink).unwrap();
+        d.decode(&datagram([0]), false, &mut sink);
         assert_eq!(sink.losses().gap_records, 2);
         assert_eq!(d.seq_backwards, 1);
         assert_eq!(sink.written, 6);
@@ -768,7 +762,7 @@ mod tests {
         other.group = 4; // another group: not ours
         other.emit(&mut buf);
         let before = now_ns();
-        d.decode(&buf, false, &mut sink).unwrap();
+        d.decode(&buf, false, &mut sink);
         assert_eq!(sink.written, 1);
         assert_eq!(
             (
@@ -781,7 +775,7 @@ mod tests {
         );
         assert_eq!(d.packets, 3);
         assert!(sink.losses().is_zero(), "{:?}", sink.losses());
-        let footer = sink.into_writer().finish(now_ns()).unwrap();
+        let footer = sink.finish(now_ns()).0.unwrap();
         assert!(footer.first_ns >= before, "receive time used: {footer:?}");
     }
 
@@ -792,17 +786,17 @@ mod tests {
         let mut d = decoder(FAMILY_F_IPV4);
         let full = datagram(0..3);
         // Cut inside the third message: two kept, the cut is not malformed.
-        d.decode(&full[..full.len() - 40], true, &mut sink).unwrap();
+        d.decode(&full[..full.len() - 40], true, &mut sink);
         assert_eq!(sink.written, 2);
         assert_eq!(sink.losses().truncated_batches, 1);
         assert_eq!(sink.losses().malformed_messages, 0);
         // The next packet reveals the cut one as a gap.
-        d.decode(&datagram([3]), false, &mut sink).unwrap();
+        d.decode(&datagram([3]), false, &mut sink);
         assert_eq!(sink.losses().gap_records, 1);
         // A packet message without its header attribute: malformed, once.
         let mut bad = datagram(4..6);
         bad[22] = 0xee; // retype NFULA_PACKET_HDR of the first message
-        d.decode(&bad, false, &mut sink).unwrap();
+        d.decode(&bad, false, &mut sink);
         assert_eq!(sink.losses().malformed_messages, 1);
         assert_eq!(sink.written, 4);
         assert!(d.last_malformed.is_some());
@@ -834,10 +828,10 @@ mod tests {
             .write(&mut b[20..]);
             b
         };
-        d.decode(&ack(8), false, &mut sink).unwrap();
+        d.decode(&ack(8), false, &mut sink);
         assert_eq!(d.unbind_errno, None);
         assert_eq!(d.other_messages, 1);
-        d.decode(&ack(9), false, &mut sink).unwrap();
+        d.decode(&ack(9), false, &mut sink);
         assert_eq!(d.unbind_errno, Some(0));
     }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use imp2_format::log::{Footer, LogHeader, LogWriter, WriteError, WriteMode, WriterOptions};
+use imp2_format::log::{Footer, LogHeader, LogWriter, WriteMode, WriterOptions};
 
 use crate::interfaces::{self, KnownInterfaces};
 use crate::progress::Progress;
@@ -132,7 +132,7 @@ pub fn run(
     let (hostname, kernel_release) = uname();
     let interfaces = interfaces::all();
     let header = LogHeader {
-        version: (1, 0),
+        version: (1, 1),
         created_ns: now_ns(),
         snaplen: source.snaplen(),
         source: source.description(),
@@ -176,24 +176,19 @@ pub fn run(
     let deadline = opts.duration.map(|d| started + d);
     let mut last_flush = Instant::now();
     let mut last_tick = Instant::now();
-    let mut error: Option<WriteError> = None;
-    // Every received datagram goes through here; a write error stops the
-    // decoding of further datagrams and then the run.
-    let on_datagram = |source: &mut dyn Source,
-                       sink: &mut Sink,
-                       error: &mut Option<WriteError>,
-                       d: &[u8],
-                       t: bool| {
-        if error.is_none() {
-            *error = source.on_datagram(d, t, sink).err();
-        }
+    // Every received datagram goes through here. A write error ends the
+    // run, but datagrams are still decoded until the producer has stopped:
+    // the sink counts their records as unwritten, and the source sees its
+    // acknowledgement.
+    let on_datagram = |source: &mut dyn Source, sink: &mut Sink, d: &[u8], t: bool| {
+        source.on_datagram(d, t, sink)
     };
 
     let stopped_by = loop {
         if let Some(signal) = signals::stop_requested() {
             break format!("signal {signal}");
         }
-        if error.is_some() {
+        if sink.error().is_some() {
             break "write error".to_string();
         }
         if sink.limit_reached() {
@@ -208,12 +203,11 @@ pub fn run(
             }
             wait = wait.min(deadline - now);
         }
-        if let Err(e) = receiver.poll(wait, &mut |d, t| {
-            on_datagram(&mut *source, &mut sink, &mut error, d, t)
-        }) {
+        if let Err(e) = receiver.poll(wait, &mut |d, t| on_datagram(&mut *source, &mut sink, d, t))
+        {
             break format!("receive error: {e}");
         }
-        progress.tick(sink.written, sink.received_bytes, sink.losses());
+        progress.tick(sink.written, sink.received_bytes, &sink.losses());
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             source.on_tick(&sink, notice);
@@ -221,7 +215,7 @@ pub fn run(
         if last_flush.elapsed() >= flush_every {
             last_flush = Instant::now();
             if let Err(e) = sink.writer().flush_async() {
-                error = Some(e);
+                sink.fail(e);
             }
         }
     };
@@ -233,7 +227,7 @@ pub fn run(
     let predrain_end = Instant::now() + PREDRAIN_TIMEOUT;
     while Instant::now() < predrain_end {
         match receiver.poll(Duration::from_millis(20), &mut |d, t| {
-            on_datagram(&mut *source, &mut sink, &mut error, d, t)
+            on_datagram(&mut *source, &mut sink, d, t)
         }) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
@@ -253,7 +247,7 @@ pub fn run(
     let drain_end = Instant::now() + DRAIN_TIMEOUT;
     while Instant::now() < drain_end && !(until_ack && source.stop_acknowledged()) {
         match receiver.poll(Duration::from_millis(100), &mut |d, t| {
-            on_datagram(&mut *source, &mut sink, &mut error, d, t)
+            on_datagram(&mut *source, &mut sink, d, t)
         }) {
             Ok(0) if !until_ack => break,
             Ok(_) => {}
@@ -261,26 +255,26 @@ pub fn run(
         }
     }
     let unregistered = source.stop_acknowledged();
-    if let Err(e) =
-        receiver.shutdown(&mut |d, t| on_datagram(&mut *source, &mut sink, &mut error, d, t))
-    {
+    if let Err(e) = receiver.shutdown(&mut |d, t| on_datagram(&mut *source, &mut sink, d, t)) {
         notice(format!("stopping the receiver: {e}"));
     }
 
+    let batches = sink.batches;
+    let received_bytes = sink.received_bytes;
+    let beyond_count = sink.beyond_count;
+    let written = sink.written;
+    let (footer, error) = sink.finish(now_ns());
     let write_error = error.map(|e| {
         if e.is_disk_full() {
             format!(
-                "{out}: disk full after {} records ({e}); the log holds every record before it",
-                sink.written
+                "{out}: disk full after {written} records ({e}); the log holds every record \
+                 before it"
             )
         } else {
             format!("{out}: {e}")
         }
     });
-    let batches = sink.batches;
-    let received_bytes = sink.received_bytes;
-    let beyond_count = sink.beyond_count;
-    let footer = sink.into_writer().finish(now_ns()).map_err(|e| {
+    let footer = footer.map_err(|e| {
         RunError(match &write_error {
             Some(w) => {
                 format!("{w}; closing the log failed too: {e} (its committed part is valid)")

@@ -1,6 +1,7 @@
-//! SIGINT/SIGTERM end the run cleanly: the handler only sets a flag, and
-//! since it is installed without SA_RESTART, a blocking wait returns EINTR
-//! and the main loop sees the flag at once.
+//! SIGINT, SIGTERM and SIGHUP (the terminal or ssh session closed) end the
+//! run cleanly: the handler only sets a flag, and since it is installed
+//! without SA_RESTART, a blocking wait returns EINTR and the main loop sees
+//! the flag at once.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -10,9 +11,9 @@ extern "C" fn on_signal(signal: libc::c_int) {
     STOP_SIGNAL.store(signal, Ordering::Relaxed);
 }
 
-/// Installs the handlers for SIGINT and SIGTERM.
+/// Installs the handlers for SIGINT, SIGTERM and SIGHUP.
 pub fn install() -> std::io::Result<()> {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: sigaction is a plain C struct for which all-zero is a valid
         // value; we fill handler and mask before passing it to the kernel,
         // and the handler only does an atomic store (async-signal-safe).

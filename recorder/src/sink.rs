@@ -3,7 +3,7 @@
 //! Shared by every source.
 
 use imp2_format::PacketRecord;
-use imp2_format::log::{Interface, LogWriter, Losses, WriteError};
+use imp2_format::log::{Footer, Interface, LogWriter, Losses, WriteError};
 
 use crate::interfaces::{self, KnownInterfaces};
 
@@ -23,6 +23,12 @@ pub struct Sink {
     pub batches: u64,
     /// Bytes received.
     pub received_bytes: u64,
+    /// The first write error. From then on nothing is written: records
+    /// are counted in `after_error.unwritten` and losses gathered in
+    /// `after_error`, which closing the log writes (it has room held back
+    /// for that), so that what a full disk cost is in the log, exactly.
+    error: Option<WriteError>,
+    after_error: Losses,
 }
 
 impl Sink {
@@ -38,6 +44,8 @@ impl Sink {
             beyond_count: 0,
             batches: 0,
             received_bytes: 0,
+            error: None,
+            after_error: Losses::default(),
         }
     }
 
@@ -54,57 +62,99 @@ impl Sink {
     }
 
     /// Appends one record (unless the limit is reached), naming its
-    /// interface in the log first if it is new.
+    /// interface in the log first if it is new. After a write error it only
+    /// counts the record as unwritten.
     // Always inlined into the sources' walk loops: the record's fields stay
     // in registers; the rare cases are out of line.
     #[inline(always)]
-    pub fn append(&mut self, record: &PacketRecord<'_>) -> Result<(), WriteError> {
+    pub fn append(&mut self, record: &PacketRecord<'_>) {
         if self.written >= self.limit {
             self.beyond_count += 1;
-            return Ok(());
+            return;
         }
         // Consecutive records nearly always share their interface: one
         // comparison instead of a lookup.
         if Some(record.ifindex) != self.last_ifindex {
-            self.new_ifindex(record.ifindex)?;
+            self.new_ifindex(record.ifindex);
         }
-        self.writer.append(record)?;
-        self.written += 1;
-        Ok(())
+        if self.error.is_some() {
+            self.after_error.unwritten += 1;
+            return;
+        }
+        match self.writer.append(record) {
+            Ok(()) => self.written += 1,
+            Err(e) => self.append_failed(e),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn append_failed(&mut self, e: WriteError) {
+        self.fail(e);
+        self.after_error.unwritten += 1;
     }
 
     /// A record's interface differs from the previous record's: names it
     /// in the log if it was never seen.
     #[cold]
     #[inline(never)]
-    fn new_ifindex(&mut self, ifindex: u32) -> Result<(), WriteError> {
+    fn new_ifindex(&mut self, ifindex: u32) {
+        if self.error.is_some() {
+            return;
+        }
         if !self.known.contains(ifindex) {
             self.known.insert(ifindex);
             let name = interfaces::name_of(ifindex);
             // Commits what was appended so far, with its own frame.
-            self.writer.add_interface(&Interface { ifindex, name })?;
+            if let Err(e) = self.writer.add_interface(&Interface { ifindex, name }) {
+                self.fail(e);
+                return;
+            }
         }
         self.last_ifindex = Some(ifindex);
-        Ok(())
     }
 
     /// Makes everything appended so far durable against a crash of the
     /// recorder (one commit per received batch).
-    pub fn commit(&mut self) -> Result<(), WriteError> {
-        self.writer.commit()
+    pub fn commit(&mut self) {
+        if self.error.is_none()
+            && let Err(e) = self.writer.commit()
+        {
+            self.fail(e);
+        }
     }
 
     /// Records losses (a delta) in the log.
-    pub fn add_losses(&mut self, delta: &Losses) -> Result<(), WriteError> {
+    pub fn add_losses(&mut self, delta: &Losses) {
         if delta.is_zero() {
-            return Ok(());
+            return;
         }
-        self.writer.add_losses(delta)
+        if self.error.is_none() {
+            match self.writer.add_losses(delta) {
+                Ok(()) => return,
+                Err(e) => self.fail(e),
+            }
+        }
+        self.after_error.add(delta);
     }
 
-    /// Losses so far.
-    pub fn losses(&self) -> &Losses {
-        self.writer.losses()
+    /// Stops writing: `e` is kept for the summary.
+    pub fn fail(&mut self, e: WriteError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// The write error that stopped the log, if any.
+    pub fn error(&self) -> Option<&WriteError> {
+        self.error.as_ref()
+    }
+
+    /// Losses so far, those counted after a write error included.
+    pub fn losses(&self) -> Losses {
+        let mut total = *self.writer.losses();
+        total.add(&self.after_error);
+        total
     }
 
     /// The writer, to flush or finish it.
@@ -112,8 +162,11 @@ impl Sink {
         &mut self.writer
     }
 
-    /// Gives the writer back, to finish the log.
-    pub fn into_writer(self) -> LogWriter {
-        self.writer
+    /// Closes the log: the losses counted after a write error first, then
+    /// the footer. Returns the footer, or the error of closing, and the
+    /// write error that stopped the log, if any.
+    pub fn finish(self, closed_ns: u64) -> (Result<Footer, WriteError>, Option<WriteError>) {
+        let footer = self.writer.finish_with_losses(&self.after_error, closed_ns);
+        (footer, self.error)
     }
 }

@@ -6,8 +6,6 @@
 
 use std::os::fd::RawFd;
 
-use imp2_format::log::WriteError;
-
 use crate::session::RunError;
 use crate::sink::Sink;
 
@@ -34,12 +32,7 @@ pub trait Source {
 
     /// Decodes one received datagram: appends its records to `sink`,
     /// commits them, and records what it reveals as lost.
-    fn on_datagram(
-        &mut self,
-        buf: &[u8],
-        truncated: bool,
-        sink: &mut Sink,
-    ) -> Result<(), WriteError>;
+    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink);
 
     /// Asks the producer to stop and flush; its acknowledgement arrives
     /// through [`Source::on_datagram`] after the final batches.

@@ -1,6 +1,7 @@
 //! imp2-convert's failures: one clear line on stderr and the right exit
 //! code; a damaged log is converted up to the damage.
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -12,6 +13,11 @@ const RECORDS: u64 = 150;
 
 /// A closed log of 150 IPv4/UDP records in 3 frames of 50.
 fn write_log(dir: &Path) -> PathBuf {
+    write_log_of(dir, RECORDS)
+}
+
+/// A closed log of `records` 48-byte IPv4/UDP records in frames of 50.
+fn write_log_of(dir: &Path, records: u64) -> PathBuf {
     let path = dir.join("run.log");
     let header = LogHeader {
         snaplen: 256,
@@ -31,7 +37,7 @@ fn write_log(dir: &Path) -> PathBuf {
     data[0] = 0x45;
     data[3] = 48;
     data[9] = 17;
-    for i in 0..RECORDS {
+    for i in 0..records {
         data[47] = i as u8;
         w.append(&PacketRecord {
             tstamp_ns: 1_700_000_000_000_000_000 + i * 1_000_003,
@@ -110,10 +116,88 @@ fn empty_file_is_not_a_log() {
     let out_file = dir.path().join("out.pcapng");
     let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
-    let line = one_line(&out);
+    assert_eq!(
+        one_line(&out),
+        format!(
+            "imp2-convert: {}: is an empty file, not an imp2 log",
+            log.display()
+        )
+    );
+    assert!(!out_file.exists());
+}
+
+/// A capture given where the log should be is named for what it is.
+#[test]
+fn capture_is_not_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // pcap, ns (magic 0xa1b23c4d little-endian), version 2.4: what
+    // imp2-convert -f pcap writes; and a pcapng SHB (block type 0x0a0d0d0a,
+    // length 28, byte-order magic 0x1a2b3c4d).
+    let pcap = [0x4d, 0x3c, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00];
+    let pcapng = [
+        0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a,
+    ];
+    for (name, bytes, what) in [
+        ("in.pcap", &pcap[..], "pcap"),
+        ("in.pcapng", &pcapng[..], "pcapng"),
+    ] {
+        let log = dir.path().join(name);
+        std::fs::write(&log, bytes).unwrap();
+        let out_file = dir.path().join("out.pcapng");
+        let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            one_line(&out),
+            format!(
+                "imp2-convert: {}: is a {what} file, not an imp2 log (already a capture: open it \
+                 with Wireshark, tshark or tcpdump -r)",
+                log.display()
+            )
+        );
+        assert!(!out_file.exists());
+    }
+}
+
+#[test]
+fn format_other_than_the_extension_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let out_file = dir.path().join("y.pcap");
+    let out = convert(&[
+        log.as_os_str(),
+        "-o".as_ref(),
+        out_file.as_os_str(),
+        "-f".as_ref(),
+        "pcapng".as_ref(),
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        one_line(&out),
+        format!(
+            "imp2-convert: warning: {}: writing pcapng as --format says, but the extension \
+             says pcap",
+            out_file.display()
+        )
+    );
+    // Written as asked.
+    assert_eq!(
+        &std::fs::read(&out_file).unwrap()[..4],
+        &[0x0a, 0x0d, 0x0d, 0x0a]
+    );
+    // No warning when they agree.
+    let out_file = dir.path().join("y.pcapng");
+    let out = convert(&[
+        log.as_os_str(),
+        "-o".as_ref(),
+        out_file.as_os_str(),
+        "-f".as_ref(),
+        "pcapng".as_ref(),
+    ]);
+    assert!(out.status.success());
     assert!(
-        line.starts_with(&format!("imp2-convert: {}: ", log.display())),
-        "{line}"
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -324,11 +408,202 @@ fn newer_format_version() {
     let log = write_log(dir.path());
     let mut bytes = std::fs::read(&log).unwrap();
     bytes[8..10].copy_from_slice(&2u16.to_le_bytes()); // major (FORMAT.md §3)
+    bytes[10..12].copy_from_slice(&3u16.to_le_bytes()); // minor
     std::fs::write(&log, &bytes).unwrap();
     let out_file = dir.path().join("out.pcapng");
     let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
     let line = one_line(&out);
-    assert!(line.contains("format version 2.0"), "{line}");
+    assert!(line.contains("format version 2.3"), "{line}");
     assert!(!out_file.exists());
+}
+
+// ---------------------------------------------------------------------------
+// After a write error, only the regular file this run created is removed:
+// never a device, a FIFO or a symbolic link that `-o` names.
+
+/// Fails (never skips): these tests need root to make a device node and
+/// mount a file system, as the suite's other root-only tests do.
+fn require_root(what: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root ({what})");
+}
+
+/// A character device node with /dev/full's numbers (1, 7) at `path`:
+/// every write to it fails with ENOSPC.
+fn make_dev_full(path: &Path) {
+    require_root("mknod");
+    let status = Command::new("mknod")
+        .arg(path)
+        .args(["c", "1", "7"])
+        .status()
+        .expect("run mknod");
+    assert!(status.success(), "mknod {} c 1 7 failed", path.display());
+}
+
+fn is_char_device(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+#[test]
+fn full_device_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let full = dir.path().join("full");
+    make_dev_full(&full);
+    let out = convert(&[
+        log.as_os_str(),
+        "-o".as_ref(),
+        full.as_os_str(),
+        "-f".as_ref(),
+        "pcapng".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    // Nothing about a partial output: a device holds none.
+    assert_eq!(
+        one_line(&out),
+        format!("imp2-convert: {}: No space left on device", full.display())
+    );
+    assert!(is_char_device(&full), "the device node was removed");
+}
+
+#[test]
+fn symlink_to_full_device_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let full = dir.path().join("full");
+    make_dev_full(&full);
+    let link = dir.path().join("link.pcapng");
+    std::os::unix::fs::symlink(&full, &link).unwrap();
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), link.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        one_line(&out),
+        format!("imp2-convert: {}: No space left on device", link.display())
+    );
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()),
+        "the symbolic link was removed"
+    );
+    assert!(is_char_device(&full), "the device node was removed");
+}
+
+/// A 1 MiB tmpfs, unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount() -> SmallFs {
+        require_root("mount");
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "imp2test"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        SmallFs { dir }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// 40 000 records: about 3 MB of pcapng, three times what fits.
+const TOO_BIG: u64 = 40_000;
+
+#[test]
+fn partial_regular_file_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log_of(dir.path(), TOO_BIG);
+    let fs = SmallFs::mount();
+    let out_file = fs.dir.path().join("out.pcapng");
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        one_line(&out),
+        format!(
+            "imp2-convert: {}: No space left on device; removed the partial output",
+            out_file.display()
+        )
+    );
+    assert!(!out_file.exists());
+}
+
+#[test]
+fn symlink_to_a_full_file_system_is_kept_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log_of(dir.path(), TOO_BIG);
+    let fs = SmallFs::mount();
+    let target = fs.dir.path().join("out.pcapng");
+    let link = dir.path().join("link.pcapng");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), link.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        one_line(&out),
+        format!(
+            "imp2-convert: {}: No space left on device; the partial output was left in place: \
+             {} is a symbolic link (to {})",
+            link.display(),
+            link.display(),
+            target.display()
+        )
+    );
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()),
+        "the symbolic link was removed"
+    );
+    // The partial data is where the message says.
+    let partial = std::fs::metadata(&target).unwrap();
+    assert!(partial.is_file() && partial.len() > 0, "{partial:?}");
+}
+
+/// The reader of a FIFO output goes away early: Broken pipe, and the FIFO
+/// stays (it is the reader's, not a partial file).
+#[test]
+fn fifo_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    // More than a pipe holds (64 KiB), so that the writer must wait for
+    // the reader, and finds it gone.
+    let log = write_log_of(dir.path(), 5_000);
+    let fifo = dir.path().join("out.pcapng");
+    let status = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            // Opening waits for imp2-convert to open its end.
+            let mut f = std::fs::File::open(&fifo).unwrap();
+            let mut head = [0u8; 4];
+            f.read_exact(&mut head).unwrap();
+            head
+        })
+    };
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), fifo.as_os_str()]);
+    // Checked before joining: had imp2-convert failed before opening the
+    // FIFO, the reader would still be waiting in open.
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        one_line(&out),
+        format!("imp2-convert: {}: Broken pipe", fifo.display())
+    );
+    assert_eq!(reader.join().unwrap(), [0x0a, 0x0d, 0x0d, 0x0a]);
+    assert!(
+        std::fs::symlink_metadata(&fifo).is_ok_and(|m| m.file_type().is_fifo()),
+        "the FIFO was removed"
+    );
 }

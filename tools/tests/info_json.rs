@@ -138,7 +138,7 @@ fn json_summary() {
         json!({
             "kernel_nomem": 2, "kernel_rcvbuf": 0, "kernel_send": 0, "kernel_other": 0,
             "gap_records": 4, "gap_batches": 1, "truncated_batches": 0,
-            "malformed_messages": 0, "socket_errors": 1, "records_lost": 6,
+            "malformed_messages": 0, "socket_errors": 1, "unwritten": 0, "records_lost": 6,
         })
     );
     assert_eq!(v["integrity"]["closed"], true);
@@ -313,11 +313,50 @@ fn missing_file() {
 #[test]
 fn not_a_log() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.pcapng");
-    std::fs::write(&path, [0x0a, 0x0d, 0x0d, 0x0a].repeat(100)).unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "not packets\n".repeat(100)).unwrap();
     let out = info(&[path.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(one_line(&out).contains("not an imp2 log"));
+    assert_eq!(
+        one_line(&out),
+        format!("imp2-info: {}: not an imp2 log (bad magic)", path.display())
+    );
+}
+
+/// An empty file and captures are named for what they are, not "bad magic".
+#[test]
+fn mistaken_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = "not an imp2 log (already a capture: open it with Wireshark, tshark or \
+                   tcpdump -r)";
+    for (name, bytes, what) in [
+        (
+            "empty.log",
+            &[][..],
+            "an empty file, not an imp2 log".to_string(),
+        ),
+        // pcapng: SHB block type 0x0a0d0d0a (the same in either byte order).
+        (
+            "a.pcapng",
+            &[0x0a, 0x0d, 0x0d, 0x0a][..],
+            format!("a pcapng file, {capture}"),
+        ),
+        // Classic pcap, µs, big-endian (magic 0xa1b2c3d4), version 2.4.
+        (
+            "b.pcap",
+            &[0xa1, 0xb2, 0xc3, 0xd4, 0x00, 0x02, 0x00, 0x04][..],
+            format!("a pcap file, {capture}"),
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = info(&[path.as_os_str()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            one_line(&out),
+            format!("imp2-info: {}: is {what}", path.display())
+        );
+    }
 }
 
 #[test]
@@ -326,6 +365,7 @@ fn newer_format_version() {
     let path = write_log(dir.path(), true);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..10].copy_from_slice(&7u16.to_le_bytes()); // major (FORMAT.md §3)
+    bytes[10..12].copy_from_slice(&0u16.to_le_bytes()); // minor
     std::fs::write(&path, &bytes).unwrap();
     let out = info(&[path.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));

@@ -768,7 +768,7 @@ fn vm_line(text: &str, name: &str) -> Option<String> {
         .map(|(_, rest)| format!("IMP2TEST {name} {rest}"))
 }
 
-/// The newest results.txt under build/vmtest/<kernel>/ with a `perf` line:
+/// The newest results.txt under `build/vmtest/<kernel>/` with a `perf` line:
 /// where it is, and its text.
 fn last_vm_results(root: &Path) -> Option<(String, String)> {
     let dir = root.join("build/vmtest");

@@ -287,10 +287,13 @@ fn run<'r, S: Sink<'r>>(reader: &'r LogReader, mut sink: S) -> Result<ExportRepo
 /// record counts first, then event counts after the `;`.
 pub fn losses_summary(losses: &Losses) -> String {
     let named = losses.named();
-    let (records, events): (Vec<_>, Vec<_>) = named
-        .iter()
-        .filter(|(_, v)| *v != 0)
-        .partition(|(name, _)| name.starts_with("kernel_") || *name == "gap_records");
+    let (records, events): (Vec<_>, Vec<_>) =
+        named
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .partition(|(name, _)| {
+                name.starts_with("kernel_") || matches!(*name, "gap_records" | "unwritten")
+            });
     let join = |v: &[&(&str, u64)]| {
         v.iter()
             .map(|(n, c)| format!("{n} {c}"))

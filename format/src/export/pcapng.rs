@@ -28,6 +28,9 @@
 //! log that was not closed cleanly or was damaged. A log with no interface
 //! at all but something to report gets one IDB named `any` to carry them.
 //! All counters are 64-bit.
+//!
+//! Strings from the log longer than an option can hold (64 KiB - 1) are cut
+//! and end in `...` ([`fit_option`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -184,13 +187,13 @@ impl<O: Output> PcapngSink<O> {
             env!("CARGO_PKG_VERSION")
         )))];
         if !header.kernel_release.is_empty() {
-            options.push(SectionHeaderOption::OS(Cow::Owned(format!(
+            options.push(SectionHeaderOption::OS(Cow::Owned(fit_option(format!(
                 "Linux {}",
                 header.kernel_release
-            ))));
+            )))));
         }
         options.push(SectionHeaderOption::Common(CommonOption::Comment(
-            Cow::Owned(shb_comment(header)),
+            Cow::Owned(fit_option(shb_comment(header))),
         )));
         let section = SectionHeaderBlock {
             // Fixed, so that the output does not depend on the machine, and
@@ -226,8 +229,10 @@ impl<O: Output> PcapngSink<O> {
             linktype: DataLink::RAW,
             snaplen: self.snaplen,
             options: vec![
-                InterfaceDescriptionOption::IfName(Cow::Borrowed(name)),
-                InterfaceDescriptionOption::IfDescription(Cow::Borrowed(description)),
+                InterfaceDescriptionOption::IfName(Cow::Owned(fit_option(name.to_string()))),
+                InterfaceDescriptionOption::IfDescription(Cow::Owned(fit_option(
+                    description.to_string(),
+                ))),
                 // Always: pcap-file (and readers) default to microseconds,
                 // and `put_epb` writes nanoseconds.
                 InterfaceDescriptionOption::IfTsResol(InterfaceTsResolution::NANO),
@@ -397,6 +402,28 @@ impl<'r, O: Output> Sink<'r> for PcapngSink<O> {
         self.out.finish()?;
         Ok(stats.len() as u32)
     }
+}
+
+/// Longest value a pcapng option can carry: its length field is a u16.
+pub(super) const MAX_OPTION_LEN: usize = u16::MAX as usize;
+/// What ends a string cut to fit an option.
+const CUT_MARK: &str = "...";
+
+/// `s`, cut at a character boundary with [`CUT_MARK`] if it is longer than
+/// an option can carry. The strings come from the log (host name, source,
+/// interface names): the recorder writes short ones, but a damaged or
+/// hand-made log may hold any length, and one long name must not make the
+/// whole export fail.
+fn fit_option(mut s: String) -> String {
+    if s.len() > MAX_OPTION_LEN {
+        let mut end = MAX_OPTION_LEN - CUT_MARK.len();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str(CUT_MARK);
+    }
+    s
 }
 
 fn shb_comment(header: &LogHeader) -> String {

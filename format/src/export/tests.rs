@@ -18,7 +18,7 @@ const T0: u64 = 1_700_000_000_123_456_789;
 
 fn header() -> LogHeader {
     LogHeader {
-        version: (1, 0),
+        version: (1, 1),
         created_ns: T0 - 1_000,
         snaplen: 96,
         source: "imp2 module unit 31".into(),
@@ -699,4 +699,63 @@ fn export_of_absurd_loss_counters_saturates() {
         assert_eq!(report.losses.records(), u64::MAX);
         assert!(losses_summary(&report.losses).starts_with("18446744073709551615 records lost"));
     }
+}
+
+/// A log may name its host or an interface with more bytes than a pcapng
+/// option holds (found by the `log_sealed` fuzz target, which made the
+/// export fail with pcap-file's "option too big"). Such strings are cut at
+/// a character boundary and marked; the export completes and reads back.
+#[test]
+fn strings_longer_than_an_option_are_cut() {
+    use super::pcapng::MAX_OPTION_LEN;
+    use pcap_file::pcapng::blocks::opt_common::CommonOption;
+    use pcap_file::pcapng::blocks::section_header::SectionHeaderOption;
+
+    let mut h = header();
+    // Two bytes per character, and an odd number of bytes before it, so the
+    // limit falls inside a character.
+    h.hostname = "é".repeat(40_000);
+    h.interfaces[0].name = "x".repeat(70_000);
+    let mut out = Vec::new();
+    let mut sink = PcapngSink::new(&mut out, &h).unwrap();
+    sink.record(0, &record(T0, 2, Hook::PRE_ROUTING)).unwrap();
+    assert_eq!(sink.finish(&ending(&h, Losses::default())).unwrap(), 1);
+
+    let mut reader = PcapNgReader::new(&out[..]).unwrap();
+    let comment = reader
+        .section()
+        .options
+        .iter()
+        .find_map(|o| match o {
+            SectionHeaderOption::Common(CommonOption::Comment(c)) => Some(c.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(comment.starts_with("imp2 log, source imp2 module unit 31, host éé"));
+    assert!(
+        comment.ends_with("é..."),
+        "{}",
+        &comment[comment.len() - 8..]
+    );
+    // The longest whole-character prefix that leaves room for the mark.
+    assert_eq!(comment.len(), MAX_OPTION_LEN - 1);
+    let mut names = Vec::new();
+    let mut packets = 0;
+    while let Some(block) = reader.next_block() {
+        match block.unwrap().0 {
+            Block::InterfaceDescription(idb) => {
+                for o in &idb.options {
+                    if let InterfaceDescriptionOption::IfName(n) = o {
+                        names.push(n.to_string());
+                    }
+                }
+            }
+            Block::EnhancedPacket(_) => packets += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(packets, 1);
+    assert_eq!(names.len(), 1);
+    assert_eq!(names[0].len(), MAX_OPTION_LEN);
+    assert!(names[0].ends_with("xxx..."));
 }

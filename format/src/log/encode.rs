@@ -12,7 +12,7 @@ use crate::record::{Family, Hook, PacketRecord};
 pub(crate) const MAGIC: [u8; 8] = *b"IMP2LOG\0";
 /// Format version written by this code; readers accept any minor of it.
 pub(crate) const VERSION_MAJOR: u16 = 1;
-pub(crate) const VERSION_MINOR: u16 = 0;
+pub(crate) const VERSION_MINOR: u16 = 1;
 
 /// Granularity of `header_len`: frames start page-aligned.
 pub(crate) const HEADER_ALIGN: usize = 4096;
@@ -59,7 +59,11 @@ pub(crate) const MAX_RECORD_OVERHEAD: usize = 1 + 10 + 2 + 5 + 1 + 5 + 5;
 const MIN_RECORD_LEN: usize = 3;
 
 /// Number of loss counters in LOSSES and FOOTER payloads.
-const LOSS_COUNTERS: usize = 9;
+/// Loss counters of version 1.0 (LOSSES and FOOTER): always present.
+const LOSS_COUNTERS_V1_0: usize = 9;
+/// Loss counters written now: 1.0's and `unwritten` (an optional trailing
+/// field for readers, which a 1.0 reader ignores).
+const LOSS_COUNTERS: usize = 10;
 /// Largest LOSSES payload.
 pub(crate) const MAX_LOSSES_PAYLOAD: usize = LOSS_COUNTERS * 10;
 /// Largest FOOTER payload: six u64 and the loss varints.
@@ -729,6 +733,7 @@ fn loss_counters(l: &Losses) -> [u64; LOSS_COUNTERS] {
         l.truncated_batches,
         l.malformed_messages,
         l.socket_errors,
+        l.unwritten,
     ]
 }
 
@@ -741,6 +746,9 @@ pub(crate) fn encode_losses(out: &mut Vec<u8>, l: &Losses) {
 fn decode_losses(c: &mut Cursor<'_>) -> Result<Losses, String> {
     let mut v = [0u64; LOSS_COUNTERS];
     for (i, slot) in v.iter_mut().enumerate() {
+        if i >= LOSS_COUNTERS_V1_0 && c.remaining() == 0 {
+            break; // written before the counter existed: 0
+        }
         *slot = c
             .varint_u64()
             .map_err(|why| format!("loss counter {i}: {why}"))?;
@@ -752,6 +760,7 @@ fn decode_losses(c: &mut Cursor<'_>) -> Result<Losses, String> {
         truncated_batches: v[6],
         malformed_messages: v[7],
         socket_errors: v[8],
+        unwritten: v[9],
     })
 }
 
@@ -803,6 +812,59 @@ pub(crate) fn decode_footer(payload: &[u8]) -> Result<Footer, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// LOSSES payloads of both versions, byte by byte.
+    #[test]
+    fn losses_golden_bytes_and_the_1_0_form() {
+        let l = Losses {
+            kernel: [1, 2, 0, 0],
+            gap_records: 300,
+            socket_errors: 5,
+            unwritten: 7,
+            ..Losses::default()
+        };
+        let mut out = Vec::new();
+        encode_losses(&mut out, &l);
+        #[rustfmt::skip]
+        let want = [
+            0x01, 0x02, 0x00, 0x00, // kernel nomem, rcvbuf, send, other
+            0xac, 0x02,             // gap_records 300 = 0x2c | 0x80, 300 >> 7
+            0x00, 0x00, 0x00,       // gap_batches, truncated, malformed
+            0x05,                   // socket_errors
+            0x07,                   // unwritten (1.1)
+        ];
+        assert_eq!(out, want);
+        assert_eq!(decode_losses_payload(&out), Ok(l));
+        // A 1.0 writer stops after socket_errors: unwritten reads as 0.
+        let v1_0 = decode_losses_payload(&want[..10]).unwrap();
+        assert_eq!(v1_0, Losses { unwritten: 0, ..l });
+        // Bytes after the known counters are a later version's: ignored.
+        let mut later = want.to_vec();
+        later.extend_from_slice(&[0x09, 0x7f]);
+        assert_eq!(decode_losses_payload(&later), Ok(l));
+        // Cut inside the first nine counters: an error.
+        assert!(decode_losses_payload(&want[..9]).is_err());
+        // A started but cut 10th counter is an error too, not a 0.
+        assert!(decode_losses_payload(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80]).is_err());
+    }
+
+    /// A 1.0 FOOTER (nine loss varints) still reads, with no unwritten.
+    #[test]
+    fn footer_of_version_1_0_reads() {
+        let f = Footer {
+            records: 3,
+            closed_ns: 9,
+            losses: Losses {
+                gap_records: 2,
+                ..Losses::default()
+            },
+            ..Footer::default()
+        };
+        let new = encode_footer(&f);
+        assert_eq!(new.len(), 48 + 10);
+        assert_eq!(decode_footer(&new), Ok(f));
+        assert_eq!(decode_footer(&new[..48 + 9]), Ok(f));
+    }
 
     #[test]
     fn varint_limits() {

@@ -75,6 +75,10 @@ pub struct Losses {
     pub malformed_messages: u64,
     /// Receive errors reported by the socket (e.g. `ENOBUFS`), events.
     pub socket_errors: u64,
+    /// Records received after a write error (e.g. a full disk) stopped the
+    /// log: counted, not written. 0 in logs written before the counter
+    /// existed (FORMAT.md section 6).
+    pub unwritten: u64,
 }
 
 impl Losses {
@@ -87,6 +91,7 @@ impl Losses {
         self.kernel
             .iter()
             .fold(self.gap_records, |sum, &n| sum.saturating_add(n))
+            .saturating_add(self.unwritten)
     }
 
     /// Adds `other` into `self`, saturating at `u64::MAX` (counters read
@@ -104,6 +109,7 @@ impl Losses {
             .malformed_messages
             .saturating_add(other.malformed_messages);
         self.socket_errors = self.socket_errors.saturating_add(other.socket_errors);
+        self.unwritten = self.unwritten.saturating_add(other.unwritten);
     }
 
     /// Whether nothing was lost and nothing went wrong.
@@ -112,7 +118,7 @@ impl Losses {
     }
 
     /// `(name, value)` for every counter, in a fixed order, for reports.
-    pub fn named(&self) -> [(&'static str, u64); 9] {
+    pub fn named(&self) -> [(&'static str, u64); 10] {
         let k = &self.kernel;
         [
             ("kernel_nomem", k[0]),
@@ -124,6 +130,7 @@ impl Losses {
             ("truncated_batches", self.truncated_batches),
             ("malformed_messages", self.malformed_messages),
             ("socket_errors", self.socket_errors),
+            ("unwritten", self.unwritten),
         ]
     }
 }

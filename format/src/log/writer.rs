@@ -140,8 +140,11 @@ impl Default for WriterOptions {
     }
 }
 
-/// Room always kept reserved for the footer frame.
-const FOOTER_RESERVE: u64 = (encode::FRAME_HEADER_LEN + encode::MAX_FOOTER_PAYLOAD) as u64;
+/// Room always kept reserved for closing the log: one LOSSES frame (the
+/// losses counted after a write error, [`LogWriter::finish_with_losses`])
+/// and the footer frame.
+const FOOTER_RESERVE: u64 =
+    (2 * encode::FRAME_HEADER_LEN + encode::MAX_LOSSES_PAYLOAD + encode::MAX_FOOTER_PAYLOAD) as u64;
 /// A RECORDS frame is committed early rather than grow past this payload
 /// (bounds the frame buffer and the mapped window when commits are rare).
 const MAX_FRAME_BYTES: u64 = 16 << 20;
@@ -181,6 +184,55 @@ struct Reservation {
     page: u64,
     /// `fallocate` is not supported here: reserve by writing zeros.
     zero_fill: bool,
+}
+
+/// Takes an exclusive `flock` on the log for the writer's lifetime (it goes
+/// with the descriptor), so that a second recorder started on the same path
+/// fails instead of truncating a log that is being written. Readers take no
+/// lock: a live log is readable up to its committed length.
+fn lock_exclusive(file: &File, path: &Path) -> Result<(), WriteError> {
+    // SAFETY: plain system call on a descriptor we own; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(());
+    }
+    let source = io::Error::last_os_error();
+    let context = if source.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        let holder = lock_holder(file).map_or(String::new(), |pid| {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            format!(" ({} pid {pid})", name.trim())
+        });
+        format!(
+            "{} is being written by another process{holder}; choose another file name",
+            path.display()
+        )
+    } else {
+        format!("locking {}", path.display())
+    };
+    Err(WriteError { context, source })
+}
+
+/// Pid of the process holding a `flock` on `file`, from `/proc/locks`
+/// (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF`, device numbers in
+/// hex), if it can be found.
+fn lock_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Waiters are listed as `N: -> FLOCK ...`; holders have 8 fields.
+        match fields[..] {
+            [_, "FLOCK", _, _, pid, file_id, ..] if file_id == id => pid.parse().ok(),
+            _ => None,
+        }
+    })
 }
 
 /// Totals for the footer.
@@ -240,6 +292,8 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Creates (truncating) `path` and writes `header` (committed at once).
+    /// Fails, leaving the file alone, while another writer holds it (see
+    /// `lock_exclusive`).
     pub fn create(path: &Path, header: &LogHeader) -> Result<LogWriter, WriteError> {
         Self::create_with(path, header, WriterOptions::default())
     }
@@ -255,16 +309,23 @@ impl LogWriter {
             context: ctx("encoding the header of"),
             source: io::Error::new(io::ErrorKind::InvalidInput, m),
         })?;
+        // Not truncated yet: a log another writer still holds must not be
+        // destroyed.
         let file = OpenOptions::new()
             .read(true) // a shared writable map needs a read-write descriptor
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(path)
             .map_err(|e| WriteError {
                 context: ctx("creating"),
                 source: e,
             })?;
+        lock_exclusive(&file, path)?;
+        file.set_len(0).map_err(|e| WriteError {
+            context: ctx("truncating"),
+            source: e,
+        })?;
         let page = page_size();
         let mut reservation = Reservation {
             end: 0,
@@ -521,8 +582,27 @@ impl LogWriter {
     ///
     /// Blocks until the whole log is on stable storage (`fdatasync`): a
     /// recorder rotating files should call it off its capture thread.
-    pub fn finish(mut self, closed_ns: u64) -> Result<Footer, WriteError> {
+    pub fn finish(self, closed_ns: u64) -> Result<Footer, WriteError> {
+        self.finish_with_losses(&Losses::default(), closed_ns)
+    }
+
+    /// [`LogWriter::finish`], adding a last LOSSES frame `closing` (unless
+    /// it is zero) first. Unlike [`LogWriter::add_losses`] that frame may
+    /// use the room held back for closing, so it is written even when a
+    /// full disk stopped the log: the losses counted after the write error
+    /// reach the file.
+    pub fn finish_with_losses(
+        mut self,
+        closing: &Losses,
+        closed_ns: u64,
+    ) -> Result<Footer, WriteError> {
         self.commit()?;
+        if !closing.is_zero() {
+            let mut payload = Vec::with_capacity(encode::MAX_LOSSES_PAYLOAD);
+            encode::encode_losses(&mut payload, closing);
+            self.write_frame(encode::FRAME_LOSSES, &payload, true)?;
+            self.losses.add(closing);
+        }
         let t = &self.totals;
         let footer = Footer {
             records: t.records,

@@ -179,7 +179,7 @@ impl<'a> Iterator for BatchWalker<'a> {
     /// Record messages take [`BatchWalker::next_record`]'s fast path
     /// (inlined: a caller that uses neither the header nor the offset does
     /// not pay for them); everything else goes to the out-of-line
-    /// [`BatchWalker::next_slow`].
+    /// `BatchWalker::next_slow`.
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let offset = self.pos;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use imp2_format::export::{ExportError, ExportReport, Format, export_threaded, io_reason};
+use imp2_format::log::LogReader;
 use imp2_tools::{Failure, describe_read_error, open_log};
 
 const TOOL: &str = "imp2-convert";
@@ -73,13 +74,24 @@ fn run(args: &Args) -> Result<(), Failure> {
             ))
         })?,
     };
+    // Only an explicit --format can disagree with the extension (`-` has
+    // none). Not an error, the user asked for it; but whoever picks the
+    // file up later (a script, a tool that reads only pcap) goes by the
+    // name.
+    if let Some(by_name) = Format::from_path(&args.output).filter(|&n| n != format) {
+        eprintln!(
+            "{TOOL}: warning: {}: writing {format} as --format says, but the extension says \
+             {by_name}",
+            args.output.display()
+        );
+    }
     if to_stdout && std::io::stdout().is_terminal() {
         return Err(Failure::usage(format!(
             "refusing to write binary {format} to a terminal; redirect stdout or use -o FILE"
         )));
     }
 
-    let reader = open_log(&args.log)?;
+    let reader = open_log(&args.log).map_err(|f| mistaken_input(&args.log, f))?;
     let report = if to_stdout {
         pcap_notice(format);
         // The exporter hands over a few hundred KiB per write: to a file of
@@ -95,7 +107,7 @@ fn run(args: &Args) -> Result<(), Failure> {
             // The reader went away (`| head`, `tshark -c N`): it has what it
             // wanted; say nothing, like a tool killed by SIGPIPE.
             Err(ExportError::Io(e)) if e.kind() == ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(export_failure(&e, Path::new("stdout"), false)),
+            Err(e) => return Err(export_failure(&e, Path::new("stdout"), None)),
         }
     } else {
         refuse_same_file(&args.log, &args.output)?;
@@ -119,8 +131,8 @@ fn run(args: &Args) -> Result<(), Failure> {
             Ok(r)
         });
         report.map_err(|e| {
-            let _ = std::fs::remove_file(&args.output);
-            export_failure(&e, &args.output, true)
+            let leftover = remove_partial(&args.output, &file);
+            export_failure(&e, &args.output, leftover.as_deref())
         })?
     };
     damage_failure(&args.log, &report)
@@ -135,16 +147,67 @@ fn pcap_notice(format: Format) {
     }
 }
 
-fn export_failure(e: &ExportError, out: &Path, removed: bool) -> Failure {
+/// The failure to report for a failed export; `leftover`, from
+/// [`remove_partial`], says what became of the partial output.
+fn export_failure(e: &ExportError, out: &Path, leftover: Option<&str>) -> Failure {
     let what = match e {
         ExportError::Io(io) => format!("{}: {}", out.display(), io_reason(io)),
         other => format!("{}: {other}", out.display()),
     };
-    Failure::runtime(if removed {
-        format!("{what}; removed the partial output")
-    } else {
-        what
+    Failure::runtime(match leftover {
+        Some(leftover) => format!("{what}; {leftover}"),
+        None => what,
     })
+}
+
+/// Removes the partial output of a failed export, if it is the regular
+/// file this run opened, and says what became of it; `None` when the output
+/// is no file to clean up (`-o /dev/full`, a FIFO, a socket).
+///
+/// `-o` may name anything: removing whatever the name points to would
+/// unlink a device node or a FIFO, or a symbolic link while the partial
+/// data stays in its target. So the name must still be, just before the
+/// removal, a regular file (lstat: a link is not followed) with the device
+/// and inode of the file written.
+fn remove_partial(out: &Path, file: &File) -> Option<String> {
+    let kept = |why: String| Some(format!("the partial output was left in place: {why}"));
+    let written = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return kept(format!("cannot stat it: {}", io_reason(&e))),
+    };
+    if !written.file_type().is_file() {
+        return None;
+    }
+    match std::fs::symlink_metadata(out) {
+        // Say where the partial data is: that is what the user looks for.
+        Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(out) {
+            Ok(target) => kept(format!(
+                "{} is a symbolic link (to {})",
+                out.display(),
+                target.display()
+            )),
+            Err(_) => kept(format!("{} is a symbolic link", out.display())),
+        },
+        Ok(m)
+            if m.file_type().is_file() && m.dev() == written.dev() && m.ino() == written.ino() =>
+        {
+            match std::fs::remove_file(out) {
+                Ok(()) => Some("removed the partial output".into()),
+                Err(e) => kept(format!("cannot remove it: {}", io_reason(&e))),
+            }
+        }
+        // Renamed, removed or replaced by someone else meanwhile.
+        _ => kept(format!("{} is no longer the file written", out.display())),
+    }
+}
+
+/// A clearer reason than "bad magic" when the log is an empty file or a
+/// capture already: no log starts so, so `f` can only be "bad magic".
+fn mistaken_input(log: &Path, f: Failure) -> Failure {
+    match LogReader::mistaken_input(log) {
+        Some(what) => Failure::runtime(format!("{}: {what}", log.display())),
+        None => f,
+    }
 }
 
 fn damage_failure(log: &Path, report: &ExportReport) -> Result<(), Failure> {

@@ -15,6 +15,10 @@
 //! swallows); those are sent again. Each UDP payload starts with its index
 //! (u64, big endian), so a capture can be checked packet by packet.
 
+// The doc comments of `Args` are also its `--help` text, written for a
+// terminal: `[ADDR]:PORT` there is not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
