@@ -176,13 +176,6 @@ pub fn run(
     let deadline = opts.duration.map(|d| started + d);
     let mut last_flush = Instant::now();
     let mut last_tick = Instant::now();
-    // Every received datagram goes through here. A write error ends the
-    // run, but datagrams are still decoded until the producer has stopped:
-    // the sink counts their records as unwritten, and the source sees its
-    // acknowledgement.
-    let on_datagram = |source: &mut dyn Source, sink: &mut Sink, d: &[u8], t: bool| {
-        source.on_datagram(d, t, sink)
-    };
 
     let stopped_by = loop {
         if let Some(signal) = signals::stop_requested() {
@@ -203,8 +196,7 @@ pub fn run(
             }
             wait = wait.min(deadline - now);
         }
-        if let Err(e) = receiver.poll(wait, &mut |d, t| on_datagram(&mut *source, &mut sink, d, t))
-        {
+        if let Err(e) = receiver.poll(wait, &mut |d, t| source.on_datagram(d, t, &mut sink)) {
             break format!("receive error: {e}");
         }
         progress.tick(sink.written, sink.received_bytes, &sink.losses());
@@ -227,7 +219,7 @@ pub fn run(
     let predrain_end = Instant::now() + PREDRAIN_TIMEOUT;
     while Instant::now() < predrain_end {
         match receiver.poll(Duration::from_millis(20), &mut |d, t| {
-            on_datagram(&mut *source, &mut sink, d, t)
+            source.on_datagram(d, t, &mut sink)
         }) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
@@ -236,7 +228,9 @@ pub fn run(
     // Stop and drain: the producer flushes its pending batches, then
     // acknowledges; everything queued before the acknowledgement is
     // recorded. If the producer is gone already, what it queued is still
-    // drained until the socket idles.
+    // drained until the socket idles. After a write error too: the sink
+    // then counts the records as unwritten, so that the loss is exact, and
+    // the source sees the acknowledgement.
     let until_ack = match source.request_stop() {
         Ok(()) => true,
         Err(e) => {
@@ -247,7 +241,7 @@ pub fn run(
     let drain_end = Instant::now() + DRAIN_TIMEOUT;
     while Instant::now() < drain_end && !(until_ack && source.stop_acknowledged()) {
         match receiver.poll(Duration::from_millis(100), &mut |d, t| {
-            on_datagram(&mut *source, &mut sink, d, t)
+            source.on_datagram(d, t, &mut sink)
         }) {
             Ok(0) if !until_ack => break,
             Ok(_) => {}
@@ -255,7 +249,7 @@ pub fn run(
         }
     }
     let unregistered = source.stop_acknowledged();
-    if let Err(e) = receiver.shutdown(&mut |d, t| on_datagram(&mut *source, &mut sink, d, t)) {
+    if let Err(e) = receiver.shutdown(&mut |d, t| source.on_datagram(d, t, &mut sink)) {
         notice(format!("stopping the receiver: {e}"));
     }
 

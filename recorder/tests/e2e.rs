@@ -375,18 +375,8 @@ fn disk_full_is_a_clean_error_and_the_log_verifies() {
 
 fn disk_full(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("mount");
-    assert!(
-        mounted.success(),
-        "this test mounts a 3 MiB tmpfs and needs root"
-    );
-    let log = mnt.join("run.log");
+    let small = SmallTmpfs::mount("3m").unwrap_or_else(|e| panic!("this test needs root: {e}"));
+    let log = small.path().join("run.log");
     let loadgen = Loadgen::start(
         dir.path(),
         &["-n", "1000000", "--size", "200", "--linger", "0"],
@@ -394,27 +384,23 @@ fn disk_full(extra: &[&str]) {
     let recorder = start_recorder(loadgen.port, &log, extra, &[]);
     let out = wait_output(recorder, LONG, "imp2-record");
     let _ = wait_output(loadgen.child, LONG, "imp2-loadgen");
-    let result = std::panic::catch_unwind(|| {
-        assert_eq!(
-            out.signal, None,
-            "killed by a signal (SIGBUS?): {}",
-            out.stderr
-        );
-        assert_eq!(out.code, Some(1), "{}", out.stderr);
-        assert!(out.stderr.contains("disk full"), "{}", out.stderr);
-        assert_eq!(
-            out.stderr
-                .lines()
-                .filter(|l| l.contains("disk full"))
-                .count(),
-            1
-        );
-        // Converted outside the full filesystem.
-        let records = verify_and_convert(&log, dir.path());
-        assert!(records > 1000, "{records}");
-    });
-    let _ = std::process::Command::new("umount").arg(&mnt).status();
-    result.unwrap();
+    assert_eq!(
+        out.signal, None,
+        "killed by a signal (SIGBUS?): {}",
+        out.stderr
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("disk full"), "{}", out.stderr);
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.contains("disk full"))
+            .count(),
+        1
+    );
+    // Converted outside the full filesystem.
+    let records = verify_and_convert(&log, dir.path());
+    assert!(records > 1000, "{records}");
 }
 
 #[test]

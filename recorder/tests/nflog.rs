@@ -713,75 +713,60 @@ fn a_full_disk_counts_what_it_could_not_write() {
     let ns = Netns::new();
     let group = 7400 + ns.n as u16;
     ns.nft(&ruleset(group));
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("mount");
-    assert!(
-        mounted.success(),
-        "this test mounts a 1 MiB tmpfs and needs root"
+    let small = SmallTmpfs::mount("1m").unwrap_or_else(|e| panic!("this test needs root: {e}"));
+    let log = small.path().join("run.log");
+    let recorder = start_nflog_recorder(&ns, group, &log, &["-q"]);
+    // About 100 bytes per record in the log: the disk fills after
+    // some 10 000 of them, and the flood goes on for a while after.
+    const N: u64 = 30_000;
+    let sent = flood(
+        &ns,
+        &[
+            "--udp",
+            &format!("{}:{UDP_PORT}", ns.v4(2)),
+            "-n",
+            &N.to_string(),
+            "--rate",
+            "20000",
+        ],
     );
-    let result = std::panic::catch_unwind(|| {
-        let log = mnt.join("run.log");
-        let recorder = start_nflog_recorder(&ns, group, &log, &["-q"]);
-        // About 100 bytes per record in the log: the disk fills after
-        // some 10 000 of them, and the flood goes on for a while after.
-        const N: u64 = 30_000;
-        let sent = flood(
-            &ns,
-            &[
-                "--udp",
-                &format!("{}:{UDP_PORT}", ns.v4(2)),
-                "-n",
-                &N.to_string(),
-                "--rate",
-                "20000",
-            ],
-        );
-        assert_eq!(u(&sent, "udp_sent"), N, "{sent}");
-        let out = wait_output(recorder.take(), LONG, "imp2-record");
-        assert_eq!(out.code, Some(1), "{}", out.stderr);
-        let disk_full: Vec<&str> = out
-            .stderr
-            .lines()
-            .filter(|l| l.contains("disk full"))
-            .collect();
-        assert_eq!(disk_full.len(), 1, "{}", out.stderr);
-        assert!(!out.stderr.contains("acknowledge"), "{}", out.stderr);
-        let summary = recorder_json(&out);
-        let recorded = u(&summary, "records");
-        let losses = &summary["losses"];
-        let unwritten = u(losses, "unwritten");
-        assert!(recorded > 1000, "{summary}");
-        assert!(
-            unwritten > 0,
-            "packets arrived after the disk filled: {summary}"
-        );
-        // Every packet the recorder received is either in the log or
-        // counted as unwritten; nothing was lost on the way.
-        assert_eq!(
-            recorded + unwritten,
-            u(&summary, "nflog_packets"),
-            "{summary}"
-        );
-        assert_eq!(u(losses, "records_lost"), unwritten, "{summary}");
-        assert!(recorded + unwritten <= N, "{summary}");
+    assert_eq!(u(&sent, "udp_sent"), N, "{sent}");
+    let out = wait_output(recorder.take(), LONG, "imp2-record");
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let disk_full: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("disk full"))
+        .collect();
+    assert_eq!(disk_full.len(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("acknowledge"), "{}", out.stderr);
+    let summary = recorder_json(&out);
+    let recorded = u(&summary, "records");
+    let losses = &summary["losses"];
+    let unwritten = u(losses, "unwritten");
+    assert!(recorded > 1000, "{summary}");
+    assert!(
+        unwritten > 0,
+        "packets arrived after the disk filled: {summary}"
+    );
+    // Every packet the recorder received is either in the log or
+    // counted as unwritten; nothing was lost on the way.
+    assert_eq!(
+        recorded + unwritten,
+        u(&summary, "nflog_packets"),
+        "{summary}"
+    );
+    assert_eq!(u(losses, "records_lost"), unwritten, "{summary}");
+    assert!(recorded + unwritten <= N, "{summary}");
 
-        let c = read_log(&log);
-        assert_eq!(c.error, None);
-        assert_eq!(c.records, recorded);
-        assert_indices(&c.udp_indices[&Family::IPV4.0], recorded, "UDP/IPv4");
-        let verify = run_tool("imp2-info", &["--verify", log.to_str().unwrap()]);
-        assert!(verify.ok, "{}{}", verify.stdout, verify.stderr);
-        let info = run_tool("imp2-info", &["--json", log.to_str().unwrap()]);
-        let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
-        assert_eq!(u(&info["losses"], "unwritten"), unwritten, "{info}");
-        assert_eq!(u(&info["losses"], "records_lost"), unwritten, "{info}");
-    });
-    let _ = Command::new("umount").arg(&mnt).status();
-    result.unwrap();
+    let c = read_log(&log);
+    assert_eq!(c.error, None);
+    assert_eq!(c.records, recorded);
+    assert_indices(&c.udp_indices[&Family::IPV4.0], recorded, "UDP/IPv4");
+    let verify = run_tool("imp2-info", &["--verify", log.to_str().unwrap()]);
+    assert!(verify.ok, "{}{}", verify.stdout, verify.stderr);
+    let info = run_tool("imp2-info", &["--json", log.to_str().unwrap()]);
+    let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    assert_eq!(u(&info["losses"], "unwritten"), unwritten, "{info}");
+    assert_eq!(u(&info["losses"], "records_lost"), unwritten, "{info}");
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use imp2_format::export::{format_time_ns, io_reason, losses_summary, read_error_reason};
-use imp2_format::log::{Footer, LogEvent, LogHeader, LogReader, Losses, ReadError};
+use imp2_format::log::{Footer, LogEvent, LogHeader, LogReader, Losses, ReadError, ReadErrorKind};
 use imp2_format::record::protocol_name;
 use serde::Serialize;
 
@@ -82,8 +82,16 @@ pub fn open_log(path: &Path) -> Result<LogReader, Failure> {
         }
         Ok(_) => {}
     }
-    LogReader::open(path)
-        .map_err(|e| Failure::runtime(format!("{}: {}", path.display(), describe_read_error(&e))))
+    LogReader::open(path).map_err(|e| {
+        // "Bad magic" is all the reader can say; an empty file or a
+        // capture passed by mistake gets a clearer reason.
+        let reason = match e.kind {
+            ReadErrorKind::NotALog => LogReader::mistaken_input(path).map(str::to_string),
+            _ => None,
+        };
+        let reason = reason.unwrap_or_else(|| describe_read_error(&e));
+        Failure::runtime(format!("{}: {reason}", path.display()))
+    })
 }
 
 /// Header fields of a summary.

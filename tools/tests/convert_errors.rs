@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use imp2_format::log::{Interface, LogHeader, LogWriter};
 use imp2_format::{Family, Hook, PacketRecord};
+use imp2_tools::harness::SmallTmpfs;
 
 const CONVERT: &str = env!("CARGO_BIN_EXE_imp2-convert");
 const RECORDS: u64 = 150;
@@ -489,35 +490,6 @@ fn symlink_to_full_device_is_not_removed() {
     assert!(is_char_device(&full), "the device node was removed");
 }
 
-/// A 1 MiB tmpfs, unmounted on drop.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn mount() -> SmallFs {
-        require_root("mount");
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "imp2test"])
-            .arg(dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "cannot mount a tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        SmallFs { dir }
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 /// 40 000 records: about 3 MB of pcapng, three times what fits.
 const TOO_BIG: u64 = 40_000;
 
@@ -525,8 +497,9 @@ const TOO_BIG: u64 = 40_000;
 fn partial_regular_file_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let log = write_log_of(dir.path(), TOO_BIG);
-    let fs = SmallFs::mount();
-    let out_file = fs.dir.path().join("out.pcapng");
+    require_root("mount");
+    let fs = SmallTmpfs::mount("1m").unwrap();
+    let out_file = fs.path().join("out.pcapng");
     let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -543,8 +516,9 @@ fn partial_regular_file_is_removed() {
 fn symlink_to_a_full_file_system_is_kept_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let log = write_log_of(dir.path(), TOO_BIG);
-    let fs = SmallFs::mount();
-    let target = fs.dir.path().join("out.pcapng");
+    require_root("mount");
+    let fs = SmallTmpfs::mount("1m").unwrap();
+    let target = fs.path().join("out.pcapng");
     let link = dir.path().join("link.pcapng");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let out = convert(&[log.as_os_str(), "-o".as_ref(), link.as_os_str()]);

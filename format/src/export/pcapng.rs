@@ -187,13 +187,13 @@ impl<O: Output> PcapngSink<O> {
             env!("CARGO_PKG_VERSION")
         )))];
         if !header.kernel_release.is_empty() {
-            options.push(SectionHeaderOption::OS(Cow::Owned(fit_option(format!(
+            options.push(SectionHeaderOption::OS(fit_option(format!(
                 "Linux {}",
                 header.kernel_release
-            )))));
+            ))));
         }
         options.push(SectionHeaderOption::Common(CommonOption::Comment(
-            Cow::Owned(fit_option(shb_comment(header))),
+            fit_option(shb_comment(header)),
         )));
         let section = SectionHeaderBlock {
             // Fixed, so that the output does not depend on the machine, and
@@ -229,10 +229,8 @@ impl<O: Output> PcapngSink<O> {
             linktype: DataLink::RAW,
             snaplen: self.snaplen,
             options: vec![
-                InterfaceDescriptionOption::IfName(Cow::Owned(fit_option(name.to_string()))),
-                InterfaceDescriptionOption::IfDescription(Cow::Owned(fit_option(
-                    description.to_string(),
-                ))),
+                InterfaceDescriptionOption::IfName(fit_option(name)),
+                InterfaceDescriptionOption::IfDescription(fit_option(description)),
                 // Always: pcap-file (and readers) default to microseconds,
                 // and `put_epb` writes nanoseconds.
                 InterfaceDescriptionOption::IfTsResol(InterfaceTsResolution::NANO),
@@ -414,16 +412,16 @@ const CUT_MARK: &str = "...";
 /// interface names): the recorder writes short ones, but a damaged or
 /// hand-made log may hold any length, and one long name must not make the
 /// whole export fail.
-fn fit_option(mut s: String) -> String {
-    if s.len() > MAX_OPTION_LEN {
-        let mut end = MAX_OPTION_LEN - CUT_MARK.len();
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push_str(CUT_MARK);
+fn fit_option<'a>(s: impl Into<Cow<'a, str>>) -> Cow<'a, str> {
+    let s = s.into();
+    if s.len() <= MAX_OPTION_LEN {
+        return s;
     }
-    s
+    let mut end = MAX_OPTION_LEN - CUT_MARK.len();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{CUT_MARK}", &s[..end]))
 }
 
 fn shb_comment(header: &LogHeader) -> String {

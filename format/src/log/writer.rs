@@ -508,10 +508,16 @@ impl LogWriter {
     /// Records losses learnt since the last call (own frame, committed at
     /// once, after committing the open frame).
     pub fn add_losses(&mut self, delta: &Losses) -> Result<(), WriteError> {
+        self.write_losses(delta, false)
+    }
+
+    /// Commits, then writes and commits a LOSSES frame of `delta`; with
+    /// `closing`, into the room held back for closing the log.
+    fn write_losses(&mut self, delta: &Losses, closing: bool) -> Result<(), WriteError> {
         self.commit()?;
         let mut payload = Vec::with_capacity(encode::MAX_LOSSES_PAYLOAD);
         encode::encode_losses(&mut payload, delta);
-        self.write_frame(encode::FRAME_LOSSES, &payload, false)?;
+        self.write_frame(encode::FRAME_LOSSES, &payload, closing)?;
         self.losses.add(delta);
         Ok(())
     }
@@ -598,10 +604,7 @@ impl LogWriter {
     ) -> Result<Footer, WriteError> {
         self.commit()?;
         if !closing.is_zero() {
-            let mut payload = Vec::with_capacity(encode::MAX_LOSSES_PAYLOAD);
-            encode::encode_losses(&mut payload, closing);
-            self.write_frame(encode::FRAME_LOSSES, &payload, true)?;
-            self.losses.add(closing);
+            self.write_losses(closing, true)?;
         }
         let t = &self.totals;
         let footer = Footer {

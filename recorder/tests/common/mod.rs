@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use imp2_tools::harness::{Loadgen, Output, bin, signal, wait};
+pub use imp2_tools::harness::{Loadgen, Output, SmallTmpfs, bin, signal, wait};
 
 /// [`wait`], failing the test when the child overstays `timeout`.
 pub fn wait_output(child: Child, timeout: Duration, what: &str) -> Output {

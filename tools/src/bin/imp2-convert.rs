@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use imp2_format::export::{ExportError, ExportReport, Format, export_threaded, io_reason};
-use imp2_format::log::LogReader;
 use imp2_tools::{Failure, describe_read_error, open_log};
 
 const TOOL: &str = "imp2-convert";
@@ -91,7 +90,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         )));
     }
 
-    let reader = open_log(&args.log).map_err(|f| mistaken_input(&args.log, f))?;
+    let reader = open_log(&args.log)?;
     let report = if to_stdout {
         pcap_notice(format);
         // The exporter hands over a few hundred KiB per write: to a file of
@@ -198,15 +197,6 @@ fn remove_partial(out: &Path, file: &File) -> Option<String> {
         }
         // Renamed, removed or replaced by someone else meanwhile.
         _ => kept(format!("{} is no longer the file written", out.display())),
-    }
-}
-
-/// A clearer reason than "bad magic" when the log is an empty file or a
-/// capture already: no log starts so, so `f` can only be "bad magic".
-fn mistaken_input(log: &Path, f: Failure) -> Failure {
-    match LogReader::mistaken_input(log) {
-        Some(what) => Failure::runtime(format!("{}: {what}", log.display())),
-        None => f,
     }
 }
 

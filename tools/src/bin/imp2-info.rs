@@ -1,10 +1,9 @@
 //! `imp2-info`: what an imp2 log holds, and whether it is sound.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use imp2_format::log::LogReader;
 use imp2_tools::{EXIT_FAILURE, Failure, Summary, open_log};
 
 const TOOL: &str = "imp2-info";
@@ -37,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<ExitCode, Failure> {
-    let reader = open_log(&args.log).map_err(|f| mistaken_input(&args.log, f))?;
+    let reader = open_log(&args.log)?;
     let summary = Summary::of(&reader);
     if args.json {
         let json = serde_json::to_string_pretty(&summary)
@@ -67,13 +66,4 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
         print!("{}", summary.to_text(&args.log));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A clearer reason than "bad magic" when the log is an empty file or a
-/// capture already: no log starts so, so `f` can only be "bad magic".
-fn mistaken_input(log: &Path, f: Failure) -> Failure {
-    match LogReader::mistaken_input(log) {
-        Some(what) => Failure::runtime(format!("{}: {what}", log.display())),
-        None => f,
-    }
 }
