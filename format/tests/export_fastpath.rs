@@ -23,7 +23,7 @@ const SNAPLEN: usize = 1000;
 
 fn header() -> LogHeader {
     LogHeader {
-        version: (1, 1),
+        version: (1, 2),
         created_ns: T0,
         snaplen: SNAPLEN as u32,
         source: "export fast path test".into(),

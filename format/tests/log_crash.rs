@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use imp2_format::log::{LogReader, LogWriter, WriteMode, WriterOptions};
+use imp2_format::log::{
+    LogEvent, LogReader, LogWriter, Losses, StopCause, StopReason, WriteMode, WriterOptions,
+};
 use log_support::*;
 
 /// The i-th record written by the crash tests (deterministic, so the parent
@@ -248,14 +250,35 @@ fn disk_full_is_an_error_and_the_log_stays_valid() {
                 while w.append(&empty.as_record()).is_ok() {
                     fillers += 1;
                 }
-                // The footer's room was held back: the log closes cleanly,
-                // with every record appended before the error.
-                let footer = w.finish(7).unwrap();
+                // The footer's room was held back, for the largest closing
+                // LOSSES frame and the largest footer (every counter at its
+                // longest, the longest stop reason): the log closes
+                // cleanly, with every record appended before the error.
+                let detail = format!("{}: {}", err.source, "x".repeat(2000));
+                w.set_stop(StopReason::new(StopCause::WriteError, detail));
+                let most = Losses {
+                    kernel: [u64::MAX / 2; 4],
+                    gap_records: u64::MAX / 2,
+                    gap_batches: u64::MAX,
+                    truncated_batches: u64::MAX,
+                    malformed_messages: u64::MAX,
+                    socket_errors: u64::MAX,
+                    unwritten: u64::MAX / 2,
+                };
+                let footer = w.finish_with_losses(&most, 7).unwrap();
                 assert_eq!(footer.records, appended + fillers);
+                let stop = footer.stop.clone().unwrap();
+                assert_eq!(stop.detail.len(), StopReason::MAX_DETAIL);
+                assert!(stop.detail.starts_with("No space left on device"));
                 let r = LogReader::open(&path).unwrap();
                 assert!(r.is_closed());
                 let (evs, err) = read_all(&r);
                 assert!(err.is_none(), "{}", err.unwrap());
+                let read_footer = r.events().find_map(|e| match e {
+                    Ok(LogEvent::Footer(f)) => Some(f),
+                    _ => None,
+                });
+                assert_eq!(read_footer, Some(footer));
                 let recs = records_of(&evs);
                 assert_eq!(recs.len() as u64, appended + fillers);
                 let (written, filled) = recs.split_at(appended as usize);

@@ -4,13 +4,14 @@
 mod log_support;
 
 use imp2_format::log::{
-    Footer, Interface, LogReader, LogWriter, Losses, ReadErrorKind, WriteMode, WriterOptions,
+    Footer, Interface, LogReader, LogWriter, Losses, ReadErrorKind, StopCause, StopReason,
+    WriteMode, WriterOptions,
 };
 use log_support::*;
 
 /// Writes `recs`, committing after a varying number of records, with
-/// interface and loss frames in between; returns the expected events (no
-/// footer) and the footer `finish` returned.
+/// interface and loss frames in between, stopped by `stop()`; returns the
+/// expected events (no footer) and the footer `finish` returned.
 fn write_log(path: &std::path::Path, opts: WriterOptions, recs: &[Rec]) -> (Vec<Ev>, Footer) {
     let mut w = LogWriter::create_with(path, &header(&[(1, "lo"), (2, "eth0")]), opts).unwrap();
     let mut expected = Vec::new();
@@ -50,8 +51,14 @@ fn write_log(path: &std::path::Path, opts: WriterOptions, recs: &[Rec]) -> (Vec<
     }
     assert_eq!(w.records(), recs.len() as u64);
     assert_eq!(*w.losses(), losses_total);
+    w.set_stop(stop());
     let footer = w.finish(1_800_000_000_000_000_000).unwrap();
     (expected, footer)
+}
+
+/// Why the runs of `write_log` end.
+fn stop() -> StopReason {
+    StopReason::new(StopCause::Signal, "SIGTERM")
 }
 
 fn expected_footer(recs: &[Rec], losses: Losses, closed_ns: u64) -> Footer {
@@ -63,6 +70,7 @@ fn expected_footer(recs: &[Rec], losses: Losses, closed_ns: u64) -> Footer {
         last_ns: recs.iter().map(|r| r.tstamp_ns).max().unwrap_or(0),
         closed_ns,
         losses,
+        stop: Some(stop()),
     }
 }
 
@@ -171,7 +179,12 @@ fn empty_log() {
         let (evs, err) = read_all(&r);
         assert!(err.is_none());
         assert_eq!(evs, vec![Ev::Foot(footer)]);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096 + 12 + 48 + 10);
+        // The footer: 48 fixed bytes, 10 loss varints, stop cause 0 and an
+        // empty detail ("not recorded").
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            4096 + 12 + 48 + 10 + 2
+        );
     }
 }
 
@@ -307,6 +320,7 @@ fn versions_magic_and_messages() {
     // A newer major version is refused, with a clear message.
     let mut b = bytes.clone();
     b[8..10].copy_from_slice(&2u16.to_le_bytes());
+    b[10..12].copy_from_slice(&1u16.to_le_bytes()); // not whatever this writer writes
     let path = dir.path().join("v2.log");
     std::fs::write(&path, &b).unwrap();
     let e = LogReader::open(&path).unwrap_err();

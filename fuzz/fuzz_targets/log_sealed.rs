@@ -1,6 +1,6 @@
 //! Logs whose checksums are right but whose contents are arbitrary (a
 //! buggy or hostile writer): reading every event and exporting to pcapng
-//! and pcap never panics.
+//! and pcap never panics, also when skipping damaged frames.
 //!
 //! `log_reader` feeds raw bytes, which almost never get past the header's
 //! CRC32C, so the payload decoders behind it stay out of reach. Here the
@@ -19,8 +19,8 @@
 
 use std::io::Sink;
 
-use imp2_format::export::{export_pcap, export_pcapng};
-use imp2_format::log::LogReader;
+use imp2_format::export::{Format, export_pcap, export_pcapng, export_with};
+use imp2_format::log::{LogEvent, LogReader, OnDamage, ReadErrorKind};
 use libfuzzer_sys::fuzz_target;
 
 /// Where frames start: the header's page.
@@ -101,4 +101,34 @@ fn read_all(log: Vec<u8>) {
     // errors are results, not panics.
     let _ = export_pcapng(&reader, Sink::default());
     let _ = export_pcap(&reader, Sink::default());
+    // Skipping damage: the stretches skipped lie in the committed prefix,
+    // in order, without overlapping, and are not empty; only a torn tail or
+    // a missing footer ends the walk.
+    skip_all(&reader);
+    let _ = export_with(&reader, Format::Pcapng, Sink::default(), OnDamage::Skip);
+}
+
+fn skip_all(reader: &LogReader) {
+    let mut next_free = reader.header_len();
+    for event in reader.events_with(OnDamage::Skip) {
+        match event {
+            Ok(LogEvent::Skipped(s)) => {
+                assert!(s.offset >= next_free, "{s:?} overlaps what came before");
+                assert!(s.len > 0, "{s:?}");
+                next_free = s.offset + s.len;
+                assert!(next_free <= reader.committed_len(), "{s:?}");
+            }
+            Ok(_) => {}
+            // A torn tail, or a closed log's missing footer (reported at
+            // the committed length): nothing left to skip.
+            Err(e) => {
+                assert!(
+                    matches!(e.kind, ReadErrorKind::TornTail { .. })
+                        || e.offset == reader.committed_len(),
+                    "{e}"
+                );
+                break;
+            }
+        }
+    }
 }

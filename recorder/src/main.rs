@@ -60,7 +60,8 @@ struct Args {
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
 
-    /// Bytes to capture per packet, from the network header on (1-65535).
+    /// Bytes to capture per packet, from the network header on (1-65535;
+    /// NFLOG copies at most 65531).
     #[arg(short = 's', long, value_name = "N", default_value_t = abi::SNAPLEN_DEFAULT)]
     snaplen: u32,
 
@@ -159,6 +160,37 @@ struct Args {
     /// No status line and no human summary.
     #[arg(short = 'q', long)]
     quiet: bool,
+
+    /// Whether `-s` was given on the command line (the default is above
+    /// NFLOG's limit, and cutting it is no news to mention).
+    #[arg(skip)]
+    snaplen_given: bool,
+}
+
+impl Args {
+    /// Parses `argv`, noting whether `-s` was given; exits on a usage error
+    /// as `Parser::parse` does.
+    fn parse_from_args(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Args {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Args::command().get_matches_from(argv);
+        let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        args.snaplen_given =
+            matches.value_source("snaplen") == Some(clap::parser::ValueSource::CommandLine);
+        args
+    }
+
+    /// With NFLOG, the notice for a snap length the user asked for above
+    /// what NFLOG copies (`COPY_RANGE_MAX`), which would otherwise be cut
+    /// silently.
+    fn nflog_snaplen_notice(&self) -> Option<String> {
+        let max = nflog::COPY_RANGE_MAX;
+        (self.snaplen_given && self.snaplen > max).then(|| {
+            format!(
+                "-s {}: packets are cut at {max} bytes, NFLOG's limit",
+                self.snaplen
+            )
+        })
+    }
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -231,6 +263,9 @@ fn open_nflog(
             source.rcvbuf(),
             args.rcvbuf
         ));
+    }
+    if let Some(line) = args.nflog_snaplen_notice() {
+        notice(line);
     }
     Ok(source)
 }
@@ -315,7 +350,7 @@ fn config_from(args: &Args) -> Result<Config, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_from_args(std::env::args_os());
     let config = match config_from(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -415,6 +450,8 @@ mod report {
 
     use std::fmt::Write;
 
+    use imp2_format::log::{StopCause, StopReason};
+
     use crate::session::Summary;
 
     pub fn human(s: &Summary) -> String {
@@ -431,7 +468,7 @@ mod report {
             f.records as f64 / secs / 1e6,
             s.batches,
             s.io,
-            s.stopped_by
+            stopped_by(&s.stop)
         );
         let lost = f.losses.records();
         if f.losses.is_zero() {
@@ -470,6 +507,23 @@ mod report {
         out
     }
 
+    /// What stopped the run, in the words of the summary's "stopped by"
+    /// (also the JSON's `stopped_by`, which scripts may match): `signal
+    /// SIGINT`, `count 1000 reached`, `duration 60 s reached`, `write error:
+    /// No space left on device`, `receive error: ...`.
+    fn stopped_by(stop: &StopReason) -> String {
+        let d = &stop.detail;
+        match stop.cause {
+            StopCause::Signal => format!("signal {d}"),
+            StopCause::Count => format!("count {d} reached"),
+            StopCause::Duration => format!("duration {d} reached"),
+            StopCause::WriteError => format!("write error: {d}"),
+            StopCause::ReceiveError => format!("receive error: {d}"),
+            // The recorder writes no cause it does not know.
+            StopCause::Other(_) => stop.to_string(),
+        }
+    }
+
     fn escape(s: &str) -> String {
         let mut out = String::with_capacity(s.len() + 2);
         out.push('"');
@@ -503,7 +557,7 @@ mod report {
             "{{\"output\":{},\"records\":{},\"captured_bytes\":{},\"original_bytes\":{},\
              \"first_ns\":{},\"last_ns\":{},\"batches\":{},\"received_bytes\":{},\
              \"beyond_count\":{},\"elapsed_s\":{:.6},\"cpu_user_s\":{:.6},\"cpu_sys_s\":{:.6},\"io\":\"{}\",\"write\":\"{}\",{}\
-             \"unregistered\":{},\"stopped_by\":{},\
+             \"unregistered\":{},\"stopped_by\":{},\"stop\":{{\"cause\":\"{}\",\"code\":{},\"detail\":{}}},\
              \"last_malformed\":{},\"write_error\":{},\"losses\":{{{}}}}}",
             escape(&s.output.display().to_string()),
             f.records,
@@ -521,10 +575,39 @@ mod report {
             s.write,
             source_fields,
             s.unregistered,
-            escape(&s.stopped_by),
+            escape(&stopped_by(&s.stop)),
+            s.stop.cause.name(),
+            s.stop.cause.code(),
+            escape(&s.stop.detail),
             opt(&s.last_malformed),
             opt(&s.write_error),
             losses
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Args {
+        let argv = ["imp2-record", "-o", "x.log"].iter().chain(extra);
+        Args::parse_from_args(argv.map(std::ffi::OsString::from))
+    }
+
+    /// The default snap length (65535) is above NFLOG's limit too, but
+    /// cutting it is what everyone gets: only a snap length the user asked
+    /// for gets the notice.
+    #[test]
+    fn nflog_snaplen_notice_only_for_an_explicit_snaplen_above_the_limit() {
+        const { assert!(abi::SNAPLEN_DEFAULT > nflog::COPY_RANGE_MAX) };
+        assert_eq!(parse(&[]).nflog_snaplen_notice(), None);
+        assert_eq!(
+            parse(&["-s", "65535"]).nflog_snaplen_notice().as_deref(),
+            Some("-s 65535: packets are cut at 65531 bytes, NFLOG's limit")
+        );
+        assert!(parse(&["--snaplen=65532"]).nflog_snaplen_notice().is_some());
+        assert_eq!(parse(&["-s", "65531"]).nflog_snaplen_notice(), None);
+        assert_eq!(parse(&["-s", "96"]).nflog_snaplen_notice(), None);
     }
 }

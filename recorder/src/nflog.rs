@@ -50,6 +50,8 @@ const SK_MEMINFO_VARS: usize = 9;
 pub const QTHRESH_DEFAULT: u32 = 4096;
 /// Default flush timeout, milliseconds.
 pub const FLUSH_MS_DEFAULT: u32 = 100;
+/// The most NFLOG copies of a packet: a larger snap length is cut to this.
+pub const COPY_RANGE_MAX: u32 = consts::COPY_RANGE_MAX;
 
 /// What the user asked of the NFLOG source.
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +94,7 @@ impl Settings {
     }
 
     fn copy_range(&self) -> u32 {
-        self.snaplen.min(consts::COPY_RANGE_MAX)
+        self.snaplen.min(COPY_RANGE_MAX)
     }
 
     /// The BIND request with every setting: the kernel applies them all in
@@ -655,7 +657,7 @@ fn process_of_netlink_port(port: u32) -> Option<(u32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imp2_format::log::{LogHeader, LogWriter};
+    use imp2_format::log::{LogHeader, LogWriter, StopCause, StopReason};
     use imp2_format::nflog::{PacketMessage, Timestamp, emit_done};
     use imp2_format::wire::NlHeader;
 
@@ -681,7 +683,7 @@ mod tests {
 
     fn sink(dir: &tempfile::TempDir) -> Sink {
         let header = LogHeader {
-            version: (1, 1),
+            version: (1, 2),
             tsresol_digits: 6,
             ..Default::default()
         };
@@ -775,8 +777,10 @@ mod tests {
         );
         assert_eq!(d.packets, 3);
         assert!(sink.losses().is_zero(), "{:?}", sink.losses());
-        let footer = sink.finish(now_ns()).0.unwrap();
+        let stop = StopReason::new(StopCause::Signal, "SIGINT");
+        let footer = sink.finish(now_ns(), stop.clone()).0.unwrap();
         assert!(footer.first_ns >= before, "receive time used: {footer:?}");
+        assert_eq!(footer.stop, Some(stop));
     }
 
     #[test]

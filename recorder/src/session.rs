@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use imp2_format::log::{Footer, LogHeader, LogWriter, WriteMode, WriterOptions};
+use imp2_format::export::io_reason;
+use imp2_format::log::{
+    Footer, LogHeader, LogWriter, StopCause, StopReason, WriteError, WriteMode, WriterOptions,
+};
 
 use crate::interfaces::{self, KnownInterfaces};
 use crate::progress::Progress;
@@ -66,8 +69,8 @@ pub struct Summary {
     pub source_fields: Vec<(&'static str, String)>,
     /// The last malformed message seen, if any.
     pub last_malformed: Option<String>,
-    /// Why the run stopped.
-    pub stopped_by: String,
+    /// Why the run stopped, as the log's footer records it.
+    pub stop: StopReason,
     /// A write error that ended the run early (the log is still valid).
     pub write_error: Option<String>,
     /// Log file.
@@ -121,6 +124,13 @@ fn uname() -> (String, String) {
     }
 }
 
+/// The stop reason of a write error: the OS's text alone (e.g. "No space
+/// left on device"), without the writer's context (which names the file,
+/// known to whoever reads it) or Rust's "(os error 28)".
+fn write_error_reason(e: &WriteError) -> StopReason {
+    StopReason::new(StopCause::WriteError, io_reason(&e.source))
+}
+
 /// Runs one recording from `source` to its end.
 pub fn run(
     opts: &Options,
@@ -132,7 +142,7 @@ pub fn run(
     let (hostname, kernel_release) = uname();
     let interfaces = interfaces::all();
     let header = LogHeader {
-        version: (1, 1),
+        version: (1, 2),
         created_ns: now_ns(),
         snaplen: source.snaplen(),
         source: source.description(),
@@ -172,34 +182,36 @@ pub fn run(
         return Err(e);
     }
     let mut receiver = Receiver::new(source.fd(), opts.io, source.datagram_len(), notice);
-    let mut progress = Progress::new(opts.progress);
+    let mut progress = Progress::new(opts.progress, sink.log_bytes());
     let deadline = opts.duration.map(|d| started + d);
     let mut last_flush = Instant::now();
     let mut last_tick = Instant::now();
 
-    let stopped_by = loop {
+    let stop = loop {
         if let Some(signal) = signals::stop_requested() {
-            break format!("signal {signal}");
+            break StopReason::new(StopCause::Signal, signals::name(signal));
         }
-        if sink.error().is_some() {
-            break "write error".to_string();
+        if let Some(e) = sink.error() {
+            break write_error_reason(e);
         }
         if sink.limit_reached() {
-            break format!("count {} reached", sink.written);
+            let asked = opts.count.unwrap_or(sink.written);
+            break StopReason::new(StopCause::Count, asked.to_string());
         }
         let now = Instant::now();
         // Short enough that the periodic flush keeps its period when idle.
         let mut wait = Duration::from_millis(250).min(flush_every);
         if let Some(deadline) = deadline {
             if now >= deadline {
-                break "duration reached".to_string();
+                let asked = opts.duration.unwrap_or_default().as_secs_f64();
+                break StopReason::new(StopCause::Duration, format!("{asked} s"));
             }
             wait = wait.min(deadline - now);
         }
         if let Err(e) = receiver.poll(wait, &mut |d, t| source.on_datagram(d, t, &mut sink)) {
-            break format!("receive error: {e}");
+            break StopReason::new(StopCause::ReceiveError, e.to_string());
         }
-        progress.tick(sink.written, sink.received_bytes, &sink.losses());
+        progress.tick(&sink);
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             source.on_tick(&sink, notice);
@@ -257,7 +269,14 @@ pub fn run(
     let received_bytes = sink.received_bytes;
     let beyond_count = sink.beyond_count;
     let written = sink.written;
-    let (footer, error) = sink.finish(now_ns());
+    // A write error while draining (the run was stopped by a signal, say)
+    // still cut the log short, which is what a reader of the log must
+    // learn: it wins over what ended the loop.
+    let stop = match sink.error() {
+        Some(e) => write_error_reason(e),
+        None => stop,
+    };
+    let (footer, error) = sink.finish(now_ns(), stop.clone());
     let write_error = error.map(|e| {
         if e.is_disk_full() {
             format!(
@@ -292,7 +311,7 @@ pub fn run(
         unregistered,
         source_fields: source.summary_fields(),
         last_malformed: source.last_malformed(),
-        stopped_by,
+        stop,
         write_error,
         output: opts.output.clone(),
     })

@@ -37,3 +37,13 @@ pub fn stop_requested() -> Option<i32> {
         s => Some(s),
     }
 }
+
+/// The name of a signal this module stops on, for the log's stop reason.
+pub fn name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        other => format!("signal {other}"),
+    }
+}

@@ -3,7 +3,7 @@
 //! Shared by every source.
 
 use imp2_format::PacketRecord;
-use imp2_format::log::{Footer, Interface, LogWriter, Losses, WriteError};
+use imp2_format::log::{Footer, Interface, LogWriter, Losses, StopReason, WriteError};
 
 use crate::interfaces::{self, KnownInterfaces};
 
@@ -157,15 +157,26 @@ impl Sink {
         total
     }
 
+    /// Bytes of the log committed so far, header included (with direct I/O:
+    /// written), for the status line's write rate.
+    pub fn log_bytes(&self) -> u64 {
+        self.writer.committed_len()
+    }
+
     /// The writer, to flush or finish it.
     pub fn writer(&mut self) -> &mut LogWriter {
         &mut self.writer
     }
 
     /// Closes the log: the losses counted after a write error first, then
-    /// the footer. Returns the footer, or the error of closing, and the
-    /// write error that stopped the log, if any.
-    pub fn finish(self, closed_ns: u64) -> (Result<Footer, WriteError>, Option<WriteError>) {
+    /// the footer, which records `stop`. Returns the footer, or the error of
+    /// closing, and the write error that stopped the log, if any.
+    pub fn finish(
+        mut self,
+        closed_ns: u64,
+        stop: StopReason,
+    ) -> (Result<Footer, WriteError>, Option<WriteError>) {
+        self.writer.set_stop(stop);
         let footer = self.writer.finish_with_losses(&self.after_error, closed_ns);
         (footer, self.error)
     }

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
+use imp2_format::log::StopCause;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -64,6 +65,8 @@ fn million(env: &[(&str, &str)], extra: &[&str]) -> (serde_json::Value, serde_js
         "imp2-info --verify: {}{}",
         verify.stdout, verify.stderr
     );
+    assert_stopped(&summary, &log, StopCause::Count, "1000000");
+    assert_eq!(summary["stopped_by"], "count 1000000 reached");
     (summary, generated)
 }
 
@@ -326,7 +329,22 @@ fn sigint_mid_run_leaves_a_complete_log() {
     let summary = recorder_json(&out);
     assert!(u(&summary, "records") > 0);
     assert_eq!(verify_and_convert(&log, dir.path()), u(&summary, "records"));
-    assert!(summary["stopped_by"].as_str().unwrap().contains("signal"));
+    assert_eq!(summary["stopped_by"], "signal SIGINT");
+    assert_stopped(&summary, &log, StopCause::Signal, "SIGINT");
+    // What imp2-info shows of it.
+    let info = run_tool("imp2-info", &[log.to_str().unwrap()]);
+    assert!(info.stdout.contains("stopped by SIGINT"), "{}", info.stdout);
+}
+
+/// SIGTERM and SIGHUP are named in the log as well.
+#[test]
+fn sigterm_and_sighup_are_recorded_in_the_footer() {
+    let _g = serial();
+    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+        let (_dir, log, out) = paced_run_then(sig, &[]);
+        assert!(out.ok, "imp2-record failed: {}", out.stderr);
+        assert_stopped(&recorder_json(&out), &log, StopCause::Signal, name);
+    }
 }
 
 #[test]
@@ -401,6 +419,14 @@ fn disk_full(extra: &[&str]) {
     // Converted outside the full filesystem.
     let records = verify_and_convert(&log, dir.path());
     assert!(records > 1000, "{records}");
+    // The log itself says that a full disk cut it short.
+    let summary = recorder_json(&out);
+    assert_stopped(
+        &summary,
+        &log,
+        StopCause::WriteError,
+        "No space left on device",
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use imp2_format::log::{LogEvent, LogReader};
+use imp2_format::log::{LogEvent, LogReader, StopCause};
 use imp2_format::{Family, Hook, PacketRecord};
 use imp2_tools::harness::{VethPair, run};
 
@@ -402,6 +402,7 @@ fn real_traffic_is_recorded_exactly_and_the_pcapng_shows_it() {
     // Echo replies leave a moment after the last request: give them time.
     std::thread::sleep(Duration::from_millis(300));
     let (summary, _) = stop_recorder(recorder);
+    assert_stopped(&summary, &log, StopCause::Signal, "SIGINT");
     let counters = ns.counters();
 
     // recorded == sent, exactly, and == what the rules counted.
@@ -580,6 +581,8 @@ fn a_group_nobody_logs_to_gets_the_rule_hint() {
     let summary = recorder_json(&out);
     assert_eq!(u(&summary, "records"), 0);
     assert_eq!(summary["nflog_hint_shown"], true, "{summary}");
+    assert_stopped(&summary, &log, StopCause::Duration, "4.5 s");
+    assert_eq!(summary["stopped_by"], "duration 4.5 s reached");
     let hint = out
         .stderr
         .lines()
@@ -592,6 +595,62 @@ fn a_group_nobody_logs_to_gets_the_rule_hint() {
     assert!(
         hint.contains(&format!("iptables -A INPUT -j NFLOG --nflog-group {group}")),
         "{hint}"
+    );
+    // The default snap length (65535) is cut to NFLOG's 65531 too, without
+    // a word: only a snap length asked for is worth a notice.
+    assert!(!out.stderr.contains("NFLOG's limit"), "{}", out.stderr);
+}
+
+/// `-s` above what NFLOG copies is cut to its limit, and the recorder says
+/// so once at the start instead of silently; the log's header has the
+/// snap length really used.
+#[test]
+fn an_explicit_snaplen_above_nflogs_limit_is_noticed() {
+    let _g = serial();
+    require_tools();
+    let ns = Netns::new();
+    let group = 7500 + ns.n as u16;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let source = format!("nflog:{group}");
+    let child = ns
+        .exec(
+            &ns.b,
+            &bin("imp2-record"),
+            &[
+                "--source",
+                &source,
+                "-s",
+                "65535",
+                "--duration",
+                "0.5",
+                "-o",
+                log.to_str().unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, LONG, "imp2-record");
+    assert!(out.ok, "{}", out.stderr);
+    let notices: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("NFLOG's limit"))
+        .collect();
+    assert_eq!(
+        notices,
+        ["imp2-record: -s 65535: packets are cut at 65531 bytes, NFLOG's limit"],
+        "{}",
+        out.stderr
+    );
+    let reader = LogReader::open(&log).unwrap();
+    assert_eq!(reader.header().snaplen, 65531);
+    assert_eq!(
+        log_stop(&log),
+        Some(imp2_format::log::StopReason::new(
+            StopCause::Duration,
+            "0.5 s"
+        ))
     );
 }
 
@@ -769,4 +828,17 @@ fn a_full_disk_counts_what_it_could_not_write() {
     let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(u(&info["losses"], "unwritten"), unwritten, "{info}");
     assert_eq!(u(&info["losses"], "records_lost"), unwritten, "{info}");
+    // The log says why it ends early, for whoever finds it later: cause 4,
+    // with the OS's words.
+    assert_stopped(
+        &summary,
+        &log,
+        StopCause::WriteError,
+        "No space left on device",
+    );
+    assert_eq!(
+        info["stop"],
+        serde_json::json!({"cause": "write_error", "code": 4, "detail": "No space left on device"}),
+        "{info}"
+    );
 }

@@ -6,8 +6,10 @@ pub mod harness;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use imp2_format::export::{format_time_ns, io_reason, losses_summary, read_error_reason};
-use imp2_format::log::{Footer, LogEvent, LogHeader, LogReader, Losses, ReadError, ReadErrorKind};
+use imp2_format::export::{format_time_ns, io_reason, losses_summary, places, read_error_reason};
+use imp2_format::log::{
+    Footer, LogEvent, LogHeader, LogReader, Losses, OnDamage, ReadError, ReadErrorKind,
+};
 use imp2_format::record::protocol_name;
 use serde::Serialize;
 
@@ -144,11 +146,32 @@ pub struct Integrity {
     /// Bytes past the committed length, ignored: space a running recorder
     /// reserved, or the uncommitted tail of one that died.
     pub uncommitted_bytes: u64,
-    /// The first damaged frame, which ends reading.
+    /// The first damaged frame, which ends reading (unless damage is
+    /// skipped), or a torn tail.
     pub error: Option<ErrorSummary>,
+    /// Damaged stretches skipped (`--skip-damaged`), in file order.
+    pub skipped: Vec<SkippedSummary>,
+    /// Records lost in the skipped stretches: the footer's count less the
+    /// records read; `null` when nothing was skipped or the footer was lost.
+    pub lost_to_damage: Option<u64>,
     /// When closed: whether the footer's totals match the records read;
-    /// `null` when there is no footer.
+    /// `null` when there is no footer, or when damage was skipped (the
+    /// totals then count what was in it too).
     pub footer_matches: Option<bool>,
+    /// Whether `error` is a torn tail, which skipping cannot get past.
+    #[serde(skip)]
+    torn: bool,
+}
+
+/// A damaged stretch that was skipped.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SkippedSummary {
+    /// File offset of the damaged frame.
+    pub offset: u64,
+    /// Bytes skipped from there to the next intact frame.
+    pub len: u64,
+    /// Why the frame was rejected.
+    pub reason: String,
 }
 
 impl Integrity {
@@ -158,6 +181,26 @@ impl Integrity {
     /// past the committed length are normal (a recording in progress, or
     /// one whose recorder died: every committed frame is still sound).
     pub fn problem(&self) -> Option<String> {
+        if let Some(first) = self.skipped.first() {
+            let bytes: u64 = self.skipped.iter().map(|s| s.len).sum();
+            let lost = match self.lost_to_damage {
+                Some(n) => format!("{n} records lost to it (by the footer)"),
+                None => {
+                    "the records in it are lost (how many is unknown without the footer)".into()
+                }
+            };
+            let mut p = format!(
+                "damaged frames skipped: {bytes} bytes in {}, the first at byte {}: \
+                 damaged frame: {}; {lost}",
+                places(self.skipped.len()),
+                first.offset,
+                first.reason
+            );
+            if let Some(e) = &self.error {
+                p += &format!("; then {} at byte {}", e.reason, e.offset);
+            }
+            return Some(p);
+        }
         if let Some(e) = &self.error {
             return Some(format!("{} at byte {}", e.reason, e.offset));
         }
@@ -170,9 +213,14 @@ impl Integrity {
     /// One line for humans.
     pub fn describe(&self) -> String {
         let mut s = match (self.problem(), self.closed) {
-            (Some(p), _) if self.error.is_some() => {
-                format!("damaged: {p}; nothing after it is readable")
+            (Some(p), _) if !self.skipped.is_empty() => {
+                format!("damaged: {p}; every intact frame was read")
             }
+            (Some(p), _) if self.torn => format!("damaged: {p}"),
+            (Some(p), _) if self.error.is_some() => format!(
+                "damaged: {p}; nothing after it was read (--skip-damaged reads on from the \
+                 next intact frame)"
+            ),
             (Some(p), _) => p,
             (None, true) => "closed cleanly".into(),
             (None, false) => {
@@ -221,8 +269,16 @@ pub struct Summary {
     pub losses: BTreeMap<String, u64>,
     /// Soundness of the file.
     pub integrity: Integrity,
+    /// Why the recording ended, as the footer records it (format 1.2);
+    /// `null` when the log does not say (no footer, or a footer that did
+    /// not record it: every log before 1.2).
+    pub stop: Option<StopSummary>,
     #[serde(skip)]
     losses_raw: Losses,
+    /// Whether the log predates format 1.2, whose footers say why the run
+    /// ended.
+    #[serde(skip)]
+    before_stop_reasons: bool,
 }
 
 fn bump(map: &mut BTreeMap<String, u64>, key: String) {
@@ -253,6 +309,12 @@ impl Summary {
     /// Reads the whole log once and summarises it. Damage is reported in
     /// [`Summary::integrity`], not as an error.
     pub fn of(reader: &LogReader) -> Summary {
+        Summary::of_with(reader, OnDamage::Stop)
+    }
+
+    /// [`Summary::of`], reading past damaged frames with
+    /// [`OnDamage::Skip`] (and listing them in the integrity report).
+    pub fn of_with(reader: &LogReader, on_damage: OnDamage) -> Summary {
         let header = reader.header();
         let mut names: HashMap<u32, String> = HashMap::new();
         for i in &header.interfaces {
@@ -268,7 +330,9 @@ impl Summary {
         let mut losses = Losses::default();
         let mut footer: Option<Footer> = None;
         let mut error = None;
-        for event in reader.events() {
+        let mut skipped = Vec::new();
+        let mut torn = false;
+        for event in reader.events_with(on_damage) {
             match event {
                 Ok(LogEvent::Record(r)) => {
                     records += 1;
@@ -286,7 +350,13 @@ impl Summary {
                 }
                 Ok(LogEvent::Losses(delta)) => losses.add(&delta),
                 Ok(LogEvent::Footer(f)) => footer = Some(f),
+                Ok(LogEvent::Skipped(s)) => skipped.push(SkippedSummary {
+                    offset: s.offset,
+                    len: s.len,
+                    reason: s.reason,
+                }),
                 Err(e) => {
+                    torn = matches!(e.kind, ReadErrorKind::TornTail { .. });
                     error = Some(ErrorSummary {
                         offset: e.offset,
                         reason: read_error_reason(&e.kind),
@@ -295,7 +365,11 @@ impl Summary {
                 }
             }
         }
-        let footer_matches = footer.map(|f| {
+        let lost_to_damage = footer
+            .as_ref()
+            .filter(|_| !skipped.is_empty())
+            .map(|f| f.records.saturating_sub(records));
+        let footer_matches = footer.as_ref().filter(|_| skipped.is_empty()).map(|f| {
             f.records == records
                 && f.captured_bytes == captured
                 && f.original_bytes == original
@@ -342,9 +416,16 @@ impl Summary {
                 closed: footer.is_some(),
                 uncommitted_bytes: reader.uncommitted_len(),
                 error,
+                skipped,
+                lost_to_damage,
                 footer_matches,
+                torn,
             },
+            stop: footer
+                .and_then(|f| f.stop)
+                .map(|stop| StopSummary::of(&stop)),
             losses_raw: losses,
+            before_stop_reasons: header.version < (1, 2),
         }
     }
 
@@ -411,8 +492,60 @@ impl Summary {
                 losses_summary(&self.losses_raw)
             },
         );
+        line(
+            "ended",
+            match &self.stop {
+                Some(stop) => stop.to_string(),
+                None if self.integrity.closed && self.before_stop_reasons => {
+                    "not recorded (a log before format 1.2)".into()
+                }
+                None if self.integrity.closed => "not recorded".into(),
+                None => "- (no footer)".into(),
+            },
+        );
         line("integrity", self.integrity.describe());
         out
+    }
+}
+
+/// Why a recording ended (the footer's stop reason): `"stop":
+/// {"cause":"signal","code":1,"detail":"SIGTERM"}` in the JSON.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StopSummary {
+    /// `signal`, `count`, `duration`, `write_error`, `receive_error`, or
+    /// `unknown` for a cause of a later format version.
+    pub cause: &'static str,
+    /// The cause's number in the footer (FORMAT.md section 7), which tells
+    /// unknown causes apart.
+    pub code: u64,
+    /// The particulars: the signal's name, the count or duration asked
+    /// for, the error's text.
+    pub detail: String,
+}
+
+impl StopSummary {
+    fn of(stop: &imp2_format::log::StopReason) -> StopSummary {
+        StopSummary {
+            cause: stop.cause.name(),
+            code: stop.cause.code(),
+            detail: stop.detail.clone(),
+        }
+    }
+}
+
+/// One line for people, e.g. "stopped by SIGTERM", "write error: No space
+/// left on device".
+impl std::fmt::Display for StopSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use imp2_format::log::{StopCause, StopReason};
+        match StopCause::from_code(self.code) {
+            Some(cause) => StopReason {
+                cause,
+                detail: self.detail.clone(),
+            }
+            .fmt(f),
+            None => f.write_str("not recorded"),
+        }
     }
 }
 

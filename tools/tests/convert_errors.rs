@@ -329,8 +329,9 @@ fn packets_before(line: &str) -> u64 {
         .rsplit_once("; wrote ")
         .unwrap_or_else(|| panic!("{line}"))
         .1;
-    tail.strip_suffix(" packets before it")
+    tail.split_once(" packets before it")
         .unwrap_or_else(|| panic!("{line}"))
+        .0
         .parse()
         .unwrap()
 }
@@ -361,6 +362,10 @@ fn damaged_frame_converts_what_is_valid() {
         let prefix = format!("imp2-convert: {}: ", log.display());
         assert!(line.starts_with(&prefix), "{line}");
         assert!(line.contains(" at byte "), "{line}");
+        assert!(
+            line.ends_with("(--skip-damaged converts the intact frames after it too)"),
+            "{line}"
+        );
         let k = packets_before(&line);
         assert!(k > 0 && k < RECORDS && k % 50 == 0, "{line}");
         let written = std::fs::read(&out_file).unwrap();
@@ -375,6 +380,95 @@ fn damaged_frame_converts_what_is_valid() {
             "tshark reads the valid part"
         );
     }
+}
+
+/// With --skip-damaged the frames after a damaged one are converted too:
+/// only the damaged frame's 50 packets are missing, the warnings say where
+/// and how many, the pcapng's `any` interface notes it, and the exit status
+/// is 0.
+#[test]
+fn skip_damaged_converts_every_intact_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let mut bytes = std::fs::read(&log).unwrap();
+    // Inside the second of the three RECORDS frames (each about a third of
+    // the frames' bytes; the header is 4096 bytes).
+    let frames_len = bytes.len() - 4096;
+    let at = 4096 + frames_len / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&log, &bytes).unwrap();
+
+    let out_file = dir.path().join("out.pcapng");
+    let out = convert(&[
+        log.as_os_str(),
+        "-o".as_ref(),
+        out_file.as_os_str(),
+        "--skip-damaged".as_ref(),
+    ]);
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    let prefix = format!("imp2-convert: warning: {}: ", log.display());
+    assert!(
+        lines[0].starts_with(&format!("{prefix}skipped ")),
+        "{stderr}"
+    );
+    assert!(lines[0].contains(" damaged bytes at byte "), "{stderr}");
+    assert!(lines[0].contains("checksum mismatch"), "{stderr}");
+    assert!(
+        lines[1].starts_with(&prefix)
+            && lines[1].contains(
+                " in 1 place; 50 packets were in them (by the log's footer); wrote 100 packets"
+            ),
+        "{stderr}"
+    );
+    let written = std::fs::read(&out_file).unwrap();
+    assert_eq!(count_epbs(&written), RECORDS - 50);
+    assert_eq!(tshark_count(&out_file), (RECORDS - 50) as usize);
+    // The note is in the file: an ISB comment of the `any` interface.
+    let text = String::from_utf8_lossy(&written);
+    assert!(text.contains("any"), "no `any` IDB");
+    assert!(
+        text.contains("log damaged: ") && text.contains("50 packets in them are missing"),
+        "no damage note in the pcapng"
+    );
+
+    // Without the option: the first 50, exit 1 (as before).
+    let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(packets_before(&one_line(&out)), 50);
+}
+
+/// --sync asks for an fsync; a pipe or a character device has nothing to
+/// flush, and the conversion to one succeeds instead of failing on EINVAL.
+#[test]
+fn sync_to_a_character_device_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write_log(dir.path());
+    let out = convert(&[
+        log.as_os_str(),
+        "-o".as_ref(),
+        "/dev/null".as_ref(),
+        "-f".as_ref(),
+        "pcapng".as_ref(),
+        "--sync".as_ref(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And a regular file is still synced without complaint.
+    let out_file = dir.path().join("out.pcap");
+    let out = convert(&[
+        log.as_os_str(),
+        "-o".as_ref(),
+        out_file.as_os_str(),
+        "--sync".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
 }
 
 /// A log cut below its committed length (copied while recording, say):

@@ -641,21 +641,32 @@ fn isb_carries_drops_and_times() {
         .map(|c| c.split(',').map(|v| v.parse().unwrap()).collect())
         .collect();
     let (drops, recv, deliv) = (&cols[0], &cols[1], &cols[2]);
-    // IDBs in order: lo, eth0 (header), wg0 (frame), if9 (unnamed).
-    let per_if: Vec<u64> = ["lo", "eth0", "wg0", "if9"]
+    // IDBs in order: lo, eth0 (header), wg0 (frame), if9 (unnamed), and
+    // `any`, without packets, for the run's losses.
+    assert!(fx.lost > 0);
+    let per_if: Vec<u64> = ["lo", "eth0", "wg0", "if9", "any"]
         .iter()
         .map(|n| fx.packets.iter().filter(|p| p.ifname == *n).count() as u64)
         .collect();
-    assert_eq!(drops, &[fx.lost, 0, 0, 0], "isb_osdrop per interface");
+    assert_eq!(per_if[4], 0);
+    assert_eq!(drops, &[0, 0, 0, 0, fx.lost], "isb_osdrop per interface");
     assert_eq!(deliv, &per_if, "isb_usrdeliv per interface");
     let mut want_recv = per_if.clone();
-    want_recv[0] += fx.lost;
+    want_recv[4] += fx.lost;
     assert_eq!(recv, &want_recv, "isb_ifrecv per interface");
 
     // Independent walk over the blocks (little-endian, as written).
     let bytes = std::fs::read(&out).unwrap();
     let isbs = walk_isbs(&bytes);
-    assert_eq!(isbs.len(), 4);
+    assert_eq!(isbs.len(), 5);
+    let (any, any_opts) = &isbs[4];
+    assert_eq!(*any, 4);
+    assert_eq!(
+        (any_opts[&7], any_opts[&8]),
+        (fx.lost, 0),
+        "any: osdrop, usrdeliv"
+    );
+    assert_eq!(any_opts[&2], T0 - 5_000_000_000, "any: isb_starttime");
     for (id, name) in ["lo", "eth0", "wg0", "if9"].iter().enumerate() {
         let (iface, opts) = &isbs[id];
         assert_eq!(*iface as usize, id);
@@ -671,11 +682,7 @@ fn isb_carries_drops_and_times() {
             "{name} isb_starttime"
         );
         assert_eq!(opts[&3], *on_if.iter().max().unwrap(), "{name} isb_endtime");
-        assert_eq!(
-            opts[&7],
-            if id == 0 { fx.lost } else { 0 },
-            "{name} isb_osdrop"
-        );
+        assert_eq!(opts[&7], 0, "{name} isb_osdrop");
         assert_eq!(opts[&8], on_if.len() as u64, "{name} isb_usrdeliv");
     }
 }

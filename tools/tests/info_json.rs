@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use imp2_format::log::{Interface, LogHeader, LogWriter, Losses};
+use imp2_format::log::{Interface, LogHeader, LogWriter, Losses, StopCause, StopReason};
 use imp2_format::{Family, Hook, PacketRecord};
 use serde_json::{Value, json};
 
@@ -47,7 +47,8 @@ fn rec(
 }
 
 /// Five records: eth1 x2, wg0 (announced later) x1, ifindex 8 (never
-/// named) x2; losses in two deltas; closed when `close`.
+/// named) x2; losses in two deltas; closed when `close`, stopped by
+/// SIGTERM.
 fn write_log(dir: &Path, close: bool) -> PathBuf {
     let path = dir.join("x.log");
     let mut w = LogWriter::create(&path, &header()).unwrap();
@@ -81,6 +82,7 @@ fn write_log(dir: &Path, close: bool) -> PathBuf {
     // Without finish, `w` just goes away: as if the recorder died between
     // frames.
     if close {
+        w.set_stop(StopReason::new(StopCause::Signal, "SIGTERM"));
         w.finish(T + 5000).unwrap();
     }
     path
@@ -151,6 +153,10 @@ fn json_summary() {
     assert_eq!(v["header"]["snaplen"], 64);
     assert_eq!(v["header"]["tsresol_digits"], 6);
     assert_eq!(v["header"]["created_ns"], T - 1);
+    assert_eq!(
+        v["stop"],
+        json!({"cause": "signal", "code": 1, "detail": "SIGTERM"})
+    );
 }
 
 #[test]
@@ -169,9 +175,14 @@ fn empty_log() {
         v["interfaces"],
         json!([{"ifindex": 3, "name": "eth1", "records": 0}])
     );
+    // Closed without a stop reason: the footer says cause 0.
+    assert_eq!(v["stop"], Value::Null);
     let out = info(&[path.as_os_str()]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no records"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no records"), "{text}");
+    // A 1.2 log: no "(a log before format 1.2)".
+    assert!(text.contains("ended       not recorded\n"), "{text}");
 }
 
 #[test]
@@ -195,6 +206,7 @@ fn text_report() {
         "6 records lost (kernel_nomem 2, gap_records 4; gap_batches 1, socket_errors 1)",
         "closed cleanly",
         "10^-6 s",
+        "ended       stopped by SIGTERM",
     ] {
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
     }
@@ -222,6 +234,7 @@ fn verify_unclosed_with_uncommitted_tail() {
     assert_eq!(v["records"], 5);
     assert_eq!(v["integrity"]["closed"], false);
     assert_eq!(v["integrity"]["footer_matches"], Value::Null);
+    assert_eq!(v["stop"], Value::Null, "no footer, no stop reason");
     assert!(
         v["integrity"]["uncommitted_bytes"].as_u64().unwrap() >= 37,
         "{v}"
@@ -298,6 +311,97 @@ fn verify_torn_tail() {
             .unwrap()
             .starts_with("torn tail")
     );
+}
+
+/// CRC32C, bitwise (FORMAT.md section 1): the tests' own, to forge frames.
+fn crc32c(parts: &[&[u8]]) -> u32 {
+    let mut crc = !0u32;
+    for &b in parts.iter().flat_map(|p| p.iter()) {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0x82F6_3B78 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// Rewrites the FOOTER (the last frame) of the closed log at `path`:
+/// `edit` changes its payload, then its length, its CRC, the header's
+/// `committed_len` and the file's length follow (FORMAT.md sections 3, 4).
+fn forge_footer(path: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let end = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
+    assert_eq!(
+        end,
+        bytes.len(),
+        "a closed log ends at its committed length"
+    );
+    // The footer of `write_log` is under 256 bytes: find its start by
+    // trying each (type 4, a length that ends at the end, a matching CRC).
+    let start = (end - 12 - 255..end - 12)
+        .find(|&at| {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            bytes[at + 4] == 4
+                && at + 12 + len == end
+                && crc32c(&[&bytes[at..at + 8], &bytes[at + 12..]]) == crc
+        })
+        .expect("the footer frame");
+    let mut payload = bytes[start + 12..].to_vec();
+    edit(&mut payload);
+    bytes.truncate(start);
+    let mut head = [0u8; 12];
+    head[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    head[4] = 4;
+    let crc = crc32c(&[&head[..8], &payload]);
+    head[8..].copy_from_slice(&crc.to_le_bytes());
+    bytes.extend_from_slice(&head);
+    bytes.extend_from_slice(&payload);
+    let len = bytes.len() as u64;
+    bytes[16..24].copy_from_slice(&len.to_le_bytes());
+    std::fs::write(path, &bytes).unwrap();
+}
+
+/// A footer of a later version: a cause this reader does not know is
+/// shown by number, and fields after the stop reason are ignored.
+#[test]
+fn unknown_stop_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), true);
+    forge_footer(&path, |p| {
+        // The stop reason ends the payload: cause 1, length 7, "SIGTERM".
+        let at = p.len() - 9;
+        assert_eq!(&p[at..], b"\x01\x07SIGTERM");
+        p[at] = 42;
+        p.extend_from_slice(&[0x05, 0xff, 0x00]); // a later field
+    });
+    let v = json_of(&path);
+    assert_eq!(
+        v["stop"],
+        json!({"cause": "unknown", "code": 42, "detail": "SIGTERM"})
+    );
+    assert_eq!(v["integrity"]["footer_matches"], true);
+    let out = info(&[path.as_os_str()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ended       cause 42: SIGTERM"), "{text}");
+}
+
+/// A 1.1 footer (no stop reason after the loss counters) reads as "not
+/// recorded", as does cause 0.
+#[test]
+fn footer_without_a_stop_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), true);
+    forge_footer(&path, |p| p.truncate(p.len() - 9));
+    let v = json_of(&path);
+    assert_eq!(v["stop"], Value::Null);
+    assert_eq!(v["integrity"]["closed"], true);
+    assert_eq!(v["integrity"]["footer_matches"], true);
+    let out = info(&["--verify".as_ref(), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = info(&[path.as_os_str()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ended       not recorded"), "{text}");
 }
 
 #[test]
@@ -378,5 +482,70 @@ fn usage() {
     assert_eq!(
         info(&["--bogus".as_ref(), "x".as_ref()]).status.code(),
         Some(2)
+    );
+}
+
+/// --skip-damaged reads on past a damaged frame: the records after it are
+/// counted, the damage is listed with the records lost to it (from the
+/// footer), and --verify still fails.
+#[test]
+fn skip_damaged_reads_past_a_damaged_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), true);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The first frame holds the first two records (12-byte frame header,
+    // payload_len in its first 4 bytes); damage its payload.
+    let first = header_len(&bytes);
+    let first_len = 12 + u32::from_le_bytes(bytes[first..first + 4].try_into().unwrap()) as usize;
+    bytes[first + 20] ^= 0x5a;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out = info(&[
+        "--json".as_ref(),
+        "--skip-damaged".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["records"], 3, "the three records after the damage");
+    let skipped = v["integrity"]["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["offset"], first);
+    assert_eq!(skipped[0]["len"], first_len);
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("checksum mismatch")
+    );
+    assert_eq!(v["integrity"]["lost_to_damage"], 2);
+    assert_eq!(v["integrity"]["error"], Value::Null);
+    assert_eq!(v["integrity"]["footer_matches"], Value::Null);
+    assert_eq!(v["integrity"]["closed"], true);
+
+    let out = info(&[
+        "--verify".as_ref(),
+        "--skip-damaged".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert!(
+        line.contains(&format!(
+            "damaged frames skipped: {first_len} bytes in 1 place, the first at byte {first}"
+        )) && line.ends_with("2 records lost to it (by the footer)"),
+        "{line}"
+    );
+
+    let out = info(&["--skip-damaged".as_ref(), path.as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("every intact frame was read"), "{text}");
+    // Without the option the report says where reading stopped and how to
+    // go on.
+    let out = info(&[path.as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("nothing after it was read (--skip-damaged reads on"),
+        "{text}"
     );
 }

@@ -14,7 +14,10 @@
 //! A damaged log does not fail the export: everything valid before the
 //! damage is written, the output is closed properly (pcapng statistics
 //! included), and the [`ReadError`] is handed back in
-//! [`ExportReport::damage`] so the caller can report it and fail.
+//! [`ExportReport::damage`] so the caller can report it and fail. On
+//! request ([`OnDamage::Skip`], the `_with` functions) the export goes on
+//! past damaged frames from the next intact one, and lists what it skipped
+//! in [`ExportReport::skipped`].
 //!
 //! Timestamps: the pinned `pcap-file` 3.0.0-rc.3 takes packet times as a
 //! `Duration` and encodes them with the `if_tsresol` of the packet's
@@ -33,7 +36,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::log::{
-    Footer, Interface, LogEvent, LogHeader, LogReader, Losses, ReadError, ReadErrorKind,
+    Footer, Interface, LogEvent, LogHeader, LogReader, Losses, OnDamage, ReadError, ReadErrorKind,
+    Skipped,
 };
 use crate::record::PacketRecord;
 
@@ -104,12 +108,23 @@ pub struct ExportReport {
     /// The damage that stopped the export early, if any: everything before
     /// it was written.
     pub damage: Option<ReadError>,
+    /// Damaged stretches passed over ([`OnDamage::Skip`]), in file order.
+    pub skipped: Vec<Skipped>,
+    /// Records lost in the skipped stretches, when the footer survived to
+    /// tell (its record count less the packets written); `None` without a
+    /// footer, or when nothing was skipped.
+    pub lost_to_damage: Option<u64>,
 }
 
 impl ExportReport {
-    /// Whether the whole log was exported (no damage found).
+    /// Whether the whole log was exported (no damage found, none skipped).
     pub fn is_complete(&self) -> bool {
-        self.damage.is_none()
+        self.damage.is_none() && self.skipped.is_empty()
+    }
+
+    /// Bytes of the log passed over as damaged.
+    pub fn skipped_bytes(&self) -> u64 {
+        self.skipped.iter().map(|s| s.len).sum()
     }
 }
 
@@ -159,9 +174,21 @@ pub fn export<W: Write>(
     format: Format,
     out: W,
 ) -> Result<ExportReport, ExportError> {
+    export_with(reader, format, out, OnDamage::Stop)
+}
+
+/// [`export`], choosing what happens at a damaged frame: stop there, or
+/// skip to the next intact frame ([`ExportReport::skipped`]).
+pub fn export_with<W: Write>(
+    reader: &LogReader,
+    format: Format,
+    out: W,
+    on_damage: OnDamage,
+) -> Result<ExportReport, ExportError> {
+    let header = reader.header();
     match format {
-        Format::Pcapng => export_pcapng(reader, out),
-        Format::Pcap => export_pcap(reader, out),
+        Format::Pcapng => run(reader, pcapng::PcapngSink::new(out, header)?, on_damage),
+        Format::Pcap => run(reader, pcap::PcapSink::new(out, header)?, on_damage),
     }
 }
 
@@ -176,9 +203,21 @@ pub fn export_threaded<W: Write + Send>(
     format: Format,
     out: W,
 ) -> Result<ExportReport, ExportError> {
+    export_threaded_with(reader, format, out, OnDamage::Stop)
+}
+
+/// [`export_threaded`], choosing what happens at a damaged frame (see
+/// [`export_with`]).
+pub fn export_threaded_with<W: Write + Send>(
+    reader: &LogReader,
+    format: Format,
+    out: W,
+    on_damage: OnDamage,
+) -> Result<ExportReport, ExportError> {
+    let header = reader.header();
     output::with_writer_thread(out, |handoff| match format {
-        Format::Pcapng => run(reader, pcapng::PcapngSink::new(handoff, reader.header())?),
-        Format::Pcap => run(reader, pcap::PcapSink::new(handoff, reader.header())?),
+        Format::Pcapng => run(reader, pcapng::PcapngSink::new(handoff, header)?, on_damage),
+        Format::Pcap => run(reader, pcap::PcapSink::new(handoff, header)?, on_damage),
     })
 }
 
@@ -196,22 +235,20 @@ pub fn export_threaded<W: Write + Send>(
 /// packet, else the capture's span), `isb_usrdeliv` (its packets),
 /// `isb_osdrop` and `isb_ifrecv` (= usrdeliv + osdrop), all 64-bit.
 ///
-/// Losses: imp2 counts lost records per run, not per interface. The run's
-/// total (`Losses::records()`) goes into `isb_osdrop` of the first ISB
-/// (interface 0) and 0 into the others, so the sum over the ISBs is right
-/// and no interface but the first is charged. The first ISB's comments say
-/// so, list the losses by cause, and note a log that was damaged or not
-/// closed cleanly. A log without any interface but with something to report
-/// gets one IDB named `any` to carry its ISB.
+/// Losses: imp2 counts lost records per run, not per interface. When the
+/// run has something to report (losses, damage, a log not closed cleanly, a
+/// recording cut short by a write or receive error),
+/// a last IDB named `any`, without packets, carries it: the run's total
+/// (`Losses::records()`) in its ISB's `isb_osdrop`, and comments listing the
+/// losses by cause and describing the damage. The real interfaces' ISBs say
+/// 0, so the sum over the ISBs is right and none of them is charged.
 pub fn export_pcapng<W: Write>(reader: &LogReader, out: W) -> Result<ExportReport, ExportError> {
-    let sink = pcapng::PcapngSink::new(out, reader.header())?;
-    run(reader, sink)
+    export_with(reader, Format::Pcapng, out, OnDamage::Stop)
 }
 
 /// Exports to classic pcap; see [`export`].
 pub fn export_pcap<W: Write>(reader: &LogReader, out: W) -> Result<ExportReport, ExportError> {
-    let sink = pcap::PcapSink::new(out, reader.header())?;
-    run(reader, sink)
+    export_with(reader, Format::Pcap, out, OnDamage::Stop)
 }
 
 /// What the walk over the log tells the end of an export.
@@ -219,8 +256,10 @@ pub fn export_pcap<W: Write>(reader: &LogReader, out: W) -> Result<ExportReport,
 pub(crate) struct Ending<'a> {
     pub header: &'a LogHeader,
     pub losses: Losses,
-    pub footer: Option<Footer>,
+    pub footer: Option<&'a Footer>,
     pub damage: Option<&'a ReadError>,
+    pub skipped: &'a [Skipped],
+    pub lost_to_damage: Option<u64>,
 }
 
 /// One output format.
@@ -234,14 +273,19 @@ pub(crate) trait Sink<'r> {
     fn finish(self, ending: &Ending<'_>) -> Result<u32, ExportError>;
 }
 
-fn run<'r, S: Sink<'r>>(reader: &'r LogReader, mut sink: S) -> Result<ExportReport, ExportError> {
+fn run<'r, S: Sink<'r>>(
+    reader: &'r LogReader,
+    mut sink: S,
+    on_damage: OnDamage,
+) -> Result<ExportReport, ExportError> {
     let mut packets = 0u64;
     let mut losses = Losses::default();
     let mut footer = None;
     let mut damage = None;
+    let mut skipped = Vec::new();
     // Frame by frame: a RECORDS frame's records come as one slice (the
     // same verified walk as `events`, without an event per record).
-    let mut chunks = reader.chunks();
+    let mut chunks = reader.chunks_with(on_damage);
     while let Some(chunk) = chunks.next() {
         match chunk {
             Ok((records, event)) => {
@@ -253,6 +297,7 @@ fn run<'r, S: Sink<'r>>(reader: &'r LogReader, mut sink: S) -> Result<ExportRepo
                     Some(LogEvent::Interface(interface)) => sink.interface(&interface)?,
                     Some(LogEvent::Losses(delta)) => losses.add(&delta),
                     Some(LogEvent::Footer(f)) => footer = Some(f),
+                    Some(LogEvent::Skipped(s)) => skipped.push(s),
                     Some(LogEvent::Record(_)) | None => {}
                 }
             }
@@ -267,11 +312,17 @@ fn run<'r, S: Sink<'r>>(reader: &'r LogReader, mut sink: S) -> Result<ExportRepo
     if let Some(f) = &footer {
         losses = f.losses;
     }
+    let lost_to_damage = match &footer {
+        Some(f) if !skipped.is_empty() => Some(f.records.saturating_sub(packets)),
+        _ => None,
+    };
     let interfaces = sink.finish(&Ending {
         header: reader.header(),
         losses,
-        footer,
+        footer: footer.as_ref(),
         damage: damage.as_ref(),
+        skipped: &skipped,
+        lost_to_damage,
     })?;
     Ok(ExportReport {
         packets,
@@ -279,7 +330,18 @@ fn run<'r, S: Sink<'r>>(reader: &'r LogReader, mut sink: S) -> Result<ExportRepo
         losses,
         closed: footer.is_some(),
         damage,
+        skipped,
+        lost_to_damage,
     })
+}
+
+/// `n` damaged stretches as words: `1 place`, `3 places`.
+pub fn places(n: usize) -> String {
+    if n == 1 {
+        "1 place".into()
+    } else {
+        format!("{n} places")
+    }
 }
 
 /// One line naming every non-zero loss counter, e.g.

@@ -20,14 +20,14 @@
 //!   `isb_usrdeliv` (packets written for it), `isb_osdrop` and `isb_ifrecv`
 //!   (= usrdeliv + osdrop).
 //!
-//! Losses: imp2 counts lost records per run, not per interface, so the whole
-//! run's `Losses::records()` goes into `isb_osdrop` of the first ISB
-//! (interface 0) and every other ISB says 0: summed over the ISBs the
-//! counters are right, no interface is blamed wrongly beyond the first. The
-//! first ISB's comment says so and lists the losses by cause, and notes a
-//! log that was not closed cleanly or was damaged. A log with no interface
-//! at all but something to report gets one IDB named `any` to carry them.
-//! All counters are 64-bit.
+//! Losses: imp2 counts lost records per run, not per interface. When a run
+//! has something to report (losses, damage, a log not closed cleanly, a
+//! recording cut short by a write or receive error), one
+//! more IDB named `any`, written last and without packets, carries it: its
+//! ISB has the run's `Losses::records()` in `isb_osdrop` and comments that
+//! list the losses by cause and describe the damage; every real interface's
+//! ISB says 0. Summed over the ISBs the counters are right, and no real
+//! interface is blamed for drops it did not have. All counters are 64-bit.
 //!
 //! Strings from the log longer than an option can hold (64 KiB - 1) are cut
 //! and end in `...` ([`fit_option`]).
@@ -49,8 +49,8 @@ use pcap_file::pcapng::{PcapNgWriteError, PcapNgWriter};
 use pcap_file::{DataLink, Endianness};
 
 use super::output::{BUF_CAPACITY, FLUSH_AT, Output};
-use super::{Ending, ExportError, Sink, losses_summary, read_error_reason};
-use crate::log::{Interface, LogHeader};
+use super::{Ending, ExportError, Sink, losses_summary, places, read_error_reason};
+use crate::log::{Interface, LogHeader, StopCause};
 use crate::record::{Hook, PacketRecord};
 
 /// `epb_flags` direction bits for an inbound packet.
@@ -334,10 +334,36 @@ impl<'r, O: Output> Sink<'r> for PcapngSink<O> {
         let mut notes = Vec::new();
         if !ending.losses.is_zero() {
             notes.push(format!(
-                "imp2 losses over the run (not per interface, all counted in this \
+                "imp2 losses over the run (not per interface, so counted in this \
                  interface's isb_osdrop): {}",
                 losses_summary(&ending.losses)
             ));
+        }
+        if let Some(first) = ending.skipped.first() {
+            let bytes: u64 = ending.skipped.iter().map(|s| s.len).sum();
+            let missing = match ending.lost_to_damage {
+                Some(n) => format!("{n} packets in them are missing (by the log's footer)"),
+                None => "the packets in them are missing (how many is unknown: the log's \
+                         footer did not survive)"
+                    .to_string(),
+            };
+            notes.push(format!(
+                "log damaged: {bytes} bytes in {} skipped, the first at byte {} ({}); \
+                 {missing}",
+                places(ending.skipped.len()),
+                first.offset,
+                first.reason
+            ));
+        }
+        // A run cut short says why; a requested stop (signal, -c,
+        // --duration) needs no note.
+        if let Some(stop) = ending.footer.and_then(|f| f.stop.as_ref()) {
+            if matches!(
+                stop.cause,
+                StopCause::WriteError | StopCause::ReceiveError | StopCause::Other(_)
+            ) {
+                notes.push(format!("recording ended early: {stop}"));
+            }
         }
         if let Some(e) = ending.damage {
             notes.push(format!(
@@ -345,12 +371,18 @@ impl<'r, O: Output> Sink<'r> for PcapngSink<O> {
                 e.offset,
                 read_error_reason(&e.kind)
             ));
-        } else if ending.footer.is_none() {
+        } else if ending.footer.is_none() && ending.skipped.is_empty() {
             notes.push("log not closed cleanly: the recording was still running or its recorder died; packets after the last committed frame are missing".to_string());
         }
-        if self.stats.is_empty() && !notes.is_empty() {
-            self.add_idb("any", "no packets; carries the statistics of the imp2 run")?;
-        }
+        // The run-wide facts go on an interface of their own, so that no
+        // real interface is charged with drops it did not have.
+        let run_idb = if notes.is_empty() {
+            None
+        } else {
+            Some(
+                self.add_idb("any", "no packets; carries the statistics of the imp2 run")? as usize,
+            )
+        };
 
         let created = ending.header.created_ns;
         // The capture's first and last packet, over all interfaces.
@@ -372,7 +404,7 @@ impl<'r, O: Output> Sink<'r> for PcapngSink<O> {
             } else {
                 (span_first.min(created), span_last)
             };
-            let osdrop = if id == 0 { lost } else { 0 };
+            let osdrop = if Some(id) == run_idb { lost } else { 0 };
             let mut options = vec![
                 InterfaceStatisticsOption::IsbStartTime(Duration::from_nanos(start)),
                 InterfaceStatisticsOption::IsbEndTime(Duration::from_nanos(end)),
@@ -380,7 +412,7 @@ impl<'r, O: Output> Sink<'r> for PcapngSink<O> {
                 InterfaceStatisticsOption::IsbOsDrop(osdrop),
                 InterfaceStatisticsOption::IsbUsrDeliv(s.packets),
             ];
-            if id == 0 {
+            if Some(id) == run_idb {
                 for note in &notes {
                     options.push(InterfaceStatisticsOption::Common(CommonOption::Comment(
                         Cow::Borrowed(note),

@@ -46,12 +46,23 @@ fn record(ts: u64, ifindex: u32, hook: Hook) -> PacketRecord<'static> {
     }
 }
 
+/// When the logs of [`ending`] were closed: after every packet of a test.
+const CLOSED_NS: u64 = T0 + 5_000_000_000;
+
+/// The end of a cleanly closed log (a footer) with these losses.
 fn ending(header: &LogHeader, losses: Losses) -> Ending<'_> {
+    // Leaked: a test's one footer, borrowed for the `Ending`'s lifetime.
+    let footer: &'static Footer = Box::leak(Box::new(Footer {
+        closed_ns: CLOSED_NS,
+        ..Footer::default()
+    }));
     Ending {
         header,
         losses,
-        footer: None,
+        footer: Some(footer),
         damage: None,
+        skipped: &[],
+        lost_to_damage: None,
     }
 }
 
@@ -185,7 +196,8 @@ fn pcapng_reads_back() {
         .unwrap();
     sink.record(3, &record(T0 + 2, 2, Hook::LOCAL_OUT)).unwrap();
     let n = sink.finish(&ending(&h, losses)).unwrap();
-    assert_eq!(n, 3);
+    // Three interfaces with packets, and `any` for the run's losses.
+    assert_eq!(n, 4);
 
     let mut reader = PcapNgReader::new(&out[..]).unwrap();
     let mut names = Vec::new();
@@ -214,7 +226,7 @@ fn pcapng_reads_back() {
             _ => {}
         }
     }
-    assert_eq!(names, ["eth0", "wg0", "if9"]);
+    assert_eq!(names, ["eth0", "wg0", "if9", "any"]);
     let ns = Duration::from_nanos;
     assert_eq!(
         packets,
@@ -225,7 +237,7 @@ fn pcapng_reads_back() {
             (0, ns(T0 + 2), Some(2)),
         ]
     );
-    assert_eq!(isbs.len(), 3);
+    assert_eq!(isbs.len(), 4);
     let opt = |i: usize, f: &dyn Fn(&InterfaceStatisticsOption) -> Option<u64>| {
         isbs[i].options.iter().find_map(f).unwrap()
     };
@@ -245,14 +257,19 @@ fn pcapng_reads_back() {
         InterfaceStatisticsOption::IsbEndTime(v) => Some(v.as_nanos() as u64),
         _ => None,
     };
-    assert_eq!((opt(0, &osdrop), opt(0, &ifrecv)), (12, 14));
+    // The real interfaces are charged nothing; `any` carries the run's 12.
+    assert_eq!((opt(0, &osdrop), opt(0, &ifrecv)), (0, 2));
     assert_eq!((opt(1, &osdrop), opt(1, &ifrecv)), (0, 1));
+    assert_eq!((opt(3, &osdrop), opt(3, &ifrecv)), (12, 12));
+    // `any` has no packets of its own: it spans the recording, to its close.
+    assert!(opt(3, &start) <= T0);
+    assert_eq!(opt(3, &end), CLOSED_NS);
     assert_eq!((opt(0, &start), opt(0, &end)), (T0, T0 + 2));
     assert_eq!(
         (opt(2, &start), opt(2, &end)),
         (T0 + 999_999_999, T0 + 999_999_999)
     );
-    let comment = isbs[0]
+    let comment = isbs[3]
         .options
         .iter()
         .find_map(|o| match o {
@@ -414,7 +431,8 @@ fn export_reports_how_it_ended() {
         assert_eq!(report.packets, 10);
         assert!(report.closed && report.is_complete());
         assert_eq!(report.losses.records(), 3);
-        assert_eq!(report.interfaces, u32::from(format == Format::Pcapng));
+        // pcapng: eth0, and `any` for the run's losses.
+        assert_eq!(report.interfaces, 2 * u32::from(format == Format::Pcapng));
     }
 
     // Damage the second frame: the first five packets are still exported.
@@ -758,4 +776,54 @@ fn strings_longer_than_an_option_are_cut() {
     assert_eq!(names.len(), 1);
     assert_eq!(names[0].len(), MAX_OPTION_LEN);
     assert!(names[0].ends_with("xxx..."));
+}
+
+/// A recording cut short by a write error says so in the `any` interface's
+/// statistics; one stopped on request adds nothing (no `any` without
+/// something to report).
+#[test]
+fn a_run_cut_short_is_noted_and_a_requested_stop_is_not() {
+    use crate::log::{StopCause, StopReason};
+    let h = header();
+    let comments_of = |stop: StopReason| {
+        let footer = Footer {
+            closed_ns: CLOSED_NS,
+            stop: Some(stop),
+            ..Footer::default()
+        };
+        let mut out = Vec::new();
+        let mut sink = PcapngSink::new(&mut out, &h).unwrap();
+        sink.record(0, &record(T0, 2, Hook::PRE_ROUTING)).unwrap();
+        let end = Ending {
+            footer: Some(&footer),
+            ..ending(&h, Losses::default())
+        };
+        let idbs = sink.finish(&end).unwrap();
+        let mut reader = PcapNgReader::new(&out[..]).unwrap();
+        let mut comments = Vec::new();
+        while let Some(block) = reader.next_block() {
+            if let Block::InterfaceStatistics(isb) = block.unwrap().0 {
+                for o in &isb.options {
+                    if let InterfaceStatisticsOption::Common(
+                        pcap_file::pcapng::blocks::opt_common::CommonOption::Comment(c),
+                    ) = o
+                    {
+                        comments.push(c.to_string());
+                    }
+                }
+            }
+        }
+        (idbs, comments)
+    };
+    let (idbs, comments) = comments_of(StopReason::new(
+        StopCause::WriteError,
+        "No space left on device",
+    ));
+    assert_eq!(idbs, 2, "eth0 and any");
+    assert_eq!(
+        comments,
+        ["recording ended early: write error: No space left on device"]
+    );
+    let (idbs, comments) = comments_of(StopReason::new(StopCause::Signal, "SIGINT"));
+    assert_eq!((idbs, comments.len()), (1, 0));
 }

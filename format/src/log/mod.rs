@@ -18,7 +18,7 @@ mod encode;
 mod reader;
 mod writer;
 
-pub use reader::{LogEvent, LogReader, ReadError, ReadErrorKind};
+pub use reader::{LogEvent, LogReader, OnDamage, ReadError, ReadErrorKind, Skipped};
 pub use writer::{LogWriter, WriteError, WriteMode, WriterOptions};
 
 /// Interface known to the log: the kernel's ifindex and its name.
@@ -135,8 +135,127 @@ impl Losses {
     }
 }
 
+/// Why a recording ended, as its log's footer records it (FORMAT.md
+/// section 7, format 1.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopReason {
+    /// What ended the run.
+    pub cause: StopCause,
+    /// The particulars, for people: the signal's name, the count or
+    /// duration asked for, the error's text. Possibly empty. A writer cuts
+    /// it to [`StopReason::MAX_DETAIL`] bytes.
+    pub detail: String,
+}
+
+impl StopReason {
+    /// Longest detail a writer stores, in bytes: an error's text, not a
+    /// document, and the footer's room on a full disk is held back ahead
+    /// of time.
+    pub const MAX_DETAIL: usize = 1024;
+
+    /// A reason with `detail` cut to [`StopReason::MAX_DETAIL`] bytes (at a
+    /// character boundary), as a writer stores it.
+    pub fn new(cause: StopCause, detail: impl Into<String>) -> StopReason {
+        let mut detail = detail.into();
+        detail.truncate(cut_detail(&detail).len());
+        StopReason { cause, detail }
+    }
+}
+
+/// The first [`StopReason::MAX_DETAIL`] bytes of `detail` at most, ending
+/// at a character boundary (the writer stores valid UTF-8).
+pub(crate) fn cut_detail(detail: &str) -> &str {
+    let mut end = detail.len().min(StopReason::MAX_DETAIL);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    &detail[..end]
+}
+
+/// One line for people, e.g. "stopped by SIGTERM", "packet count 1000
+/// reached", "write error: No space left on device".
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.detail.as_str();
+        match (self.cause, d.is_empty()) {
+            (StopCause::Signal, false) => write!(f, "stopped by {d}"),
+            (StopCause::Signal, true) => f.write_str("stopped by a signal"),
+            (StopCause::Count, false) => write!(f, "packet count {d} reached"),
+            (StopCause::Count, true) => f.write_str("packet count reached"),
+            (StopCause::Duration, false) => write!(f, "duration {d} reached"),
+            (StopCause::Duration, true) => f.write_str("duration reached"),
+            (StopCause::WriteError, false) => write!(f, "write error: {d}"),
+            (StopCause::WriteError, true) => f.write_str("write error"),
+            (StopCause::ReceiveError, false) => write!(f, "receive error: {d}"),
+            (StopCause::ReceiveError, true) => f.write_str("receive error"),
+            (StopCause::Other(n), false) => write!(f, "cause {n}: {d}"),
+            (StopCause::Other(n), true) => write!(f, "cause {n}"),
+        }
+    }
+}
+
+/// What ended a recording. The numbers are the footer's `cause` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StopCause {
+    /// A signal (SIGINT, SIGTERM, SIGHUP): 1.
+    Signal,
+    /// The packet count asked for (`-c`) was reached: 2.
+    Count,
+    /// The duration asked for (`--duration`) was reached: 3.
+    Duration,
+    /// Writing the log failed, e.g. a full disk: 4.
+    WriteError,
+    /// Receiving failed: 5.
+    ReceiveError,
+    /// A cause this version does not know (a later version's), by number;
+    /// never 0-5.
+    Other(u64),
+}
+
+impl StopCause {
+    /// The number stored in the footer (0 is "not recorded", which is no
+    /// cause).
+    pub fn code(self) -> u64 {
+        match self {
+            StopCause::Signal => 1,
+            StopCause::Count => 2,
+            StopCause::Duration => 3,
+            StopCause::WriteError => 4,
+            StopCause::ReceiveError => 5,
+            StopCause::Other(n) => n,
+        }
+    }
+
+    /// The cause stored as `code`; `None` for 0, "not recorded".
+    pub fn from_code(code: u64) -> Option<StopCause> {
+        Some(match code {
+            0 => return None,
+            1 => StopCause::Signal,
+            2 => StopCause::Count,
+            3 => StopCause::Duration,
+            4 => StopCause::WriteError,
+            5 => StopCause::ReceiveError,
+            n => StopCause::Other(n),
+        })
+    }
+
+    /// A short machine-readable name: `signal`, `count`, `duration`,
+    /// `write_error`, `receive_error`, or `unknown` for a later version's
+    /// cause (whose number [`StopCause::code`] gives).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopCause::Signal => "signal",
+            StopCause::Count => "count",
+            StopCause::Duration => "duration",
+            StopCause::WriteError => "write_error",
+            StopCause::ReceiveError => "receive_error",
+            StopCause::Other(_) => "unknown",
+        }
+    }
+}
+
 /// Totals written in the footer on a clean close.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Footer {
     /// Records in the log.
     pub records: u64,
@@ -152,4 +271,7 @@ pub struct Footer {
     pub closed_ns: u64,
     /// Losses over the whole run.
     pub losses: Losses,
+    /// Why the run ended; `None` when the writer did not say (cause 0, and
+    /// every log before format 1.2).
+    pub stop: Option<StopReason>,
 }

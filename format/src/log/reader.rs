@@ -4,6 +4,11 @@
 //! walks the frames of the committed prefix, verifies each frame's CRC and
 //! decodes the whole frame before handing out anything from it, and stops
 //! at the first problem with the offset of the frame where it was found.
+//!
+//! On request ([`OnDamage::Skip`]) a walk goes on past a damaged frame
+//! instead: it looks for the next intact frame (FORMAT.md section 9,
+//! "Skipping damage"), reports the bytes it passed over as a
+//! [`LogEvent::Skipped`], and resumes there.
 
 use std::fmt;
 use std::fs::File;
@@ -130,6 +135,38 @@ pub enum LogEvent<'a> {
     Losses(Losses),
     /// The footer of a cleanly closed log (always the last event).
     Footer(Footer),
+    /// Damaged bytes a walk with [`OnDamage::Skip`] passed over; never
+    /// yielded by a walk that stops at damage.
+    Skipped(Skipped),
+}
+
+/// A damaged stretch of the committed prefix that a walk skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// File offset of the damaged frame: the first byte not read.
+    pub offset: u64,
+    /// Bytes skipped, up to the next intact frame (or to the end of the
+    /// committed prefix when none follows).
+    pub len: u64,
+    /// Why the frame at `offset` was rejected, e.g. `checksum mismatch
+    /// (stored 0x..., computed 0x...)`.
+    pub reason: String,
+}
+
+/// What a walk does at a damaged frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDamage {
+    /// End the walk with the error (the default: nothing after the damage
+    /// is trusted, as FORMAT.md section 9 specifies for readers).
+    #[default]
+    Stop,
+    /// Report the damage as [`LogEvent::Skipped`] and go on from the next
+    /// intact frame. A torn tail (the file ends before the committed length,
+    /// inside a frame that no intact frame follows) still ends the walk:
+    /// there is nothing after it to find; so does a
+    /// log marked closed that has no footer (when no damage was skipped,
+    /// which might have held it).
+    Skip,
 }
 
 #[derive(Debug)]
@@ -280,7 +317,18 @@ impl LogReader {
     /// decoded, so the events before an error are exactly the contents of
     /// the intact frames that precede the damaged one.
     pub fn events(&self) -> impl Iterator<Item = Result<LogEvent<'_>, ReadError>> + '_ {
-        self.walk()
+        self.walk(OnDamage::Stop)
+    }
+
+    /// [`LogReader::events`], choosing what happens at a damaged frame:
+    /// with [`OnDamage::Skip`] the walk yields a [`LogEvent::Skipped`] for
+    /// it and goes on from the next intact frame, so only a torn tail (or a
+    /// closed log without a footer) ends it with an error.
+    pub fn events_with(
+        &self,
+        on_damage: OnDamage,
+    ) -> impl Iterator<Item = Result<LogEvent<'_>, ReadError>> + '_ {
+        self.walk(on_damage)
     }
 
     /// The same walk as [`LogReader::events`], a frame at a time: the
@@ -288,17 +336,25 @@ impl LogReader {
     /// handle every record alike (export), this spares building a
     /// [`LogEvent`] per record; the verification is the same.
     pub fn chunks(&self) -> Chunks<'_> {
-        Chunks(self.walk())
+        Chunks(self.walk(OnDamage::Stop))
+    }
+
+    /// [`LogReader::chunks`], choosing what happens at a damaged frame (see
+    /// [`LogReader::events_with`]).
+    pub fn chunks_with(&self, on_damage: OnDamage) -> Chunks<'_> {
+        Chunks(self.walk(on_damage))
     }
 
     /// A walk of the frames from the first one on.
-    fn walk(&self) -> Events<'_> {
+    fn walk(&self, on_damage: OnDamage) -> Events<'_> {
         Events {
             reader: self,
             pos: self.info.header_len,
             records: Vec::new(),
             next_record: 0,
             footer_seen: false,
+            on_damage,
+            skipped_any: false,
             done: false,
         }
     }
@@ -310,6 +366,107 @@ impl LogReader {
             path: self.path.clone(),
         }
     }
+
+    /// End of what a walk may read: the committed prefix, or less when the
+    /// file is torn.
+    fn readable_end(&self) -> u64 {
+        self.info.committed_len.min(self.file_len())
+    }
+
+    /// Where to resume after the damaged frame at `at` (FORMAT.md section
+    /// 9, "Skipping damage"): at the end the damaged frame's own header
+    /// gives, when an intact frame starts there or the committed prefix ends
+    /// there, unless intact frames start before it and run into it exactly
+    /// (the length was damaged into a too large one that happens to land on
+    /// a later frame); else at the first offset after `at` where an intact
+    /// frame starts; else at the end of what is readable.
+    fn resync(&self, at: u64) -> u64 {
+        let buf = self.bytes.as_slice();
+        let end = self.readable_end();
+        let head_len = encode::FRAME_HEADER_LEN as u64;
+        let claimed = (at + head_len <= end)
+            .then(|| {
+                // In bounds: at + 4 <= end <= buf.len().
+                let h = &buf[at as usize..at as usize + 4];
+                at + head_len + u64::from(u32::from_le_bytes([h[0], h[1], h[2], h[3]]))
+            })
+            // Ending the committed prefix counts only if the file holds it
+            // all: resuming past a torn tail would hide the tear.
+            .filter(|&c| {
+                (c == end && end == self.info.committed_len)
+                    || (c < end && intact_frame_at(buf, c, end).is_some())
+            });
+        let scan_end = claimed.unwrap_or(end);
+        let first_intact = (at + 1..scan_end).find(|&p| intact_frame_at(buf, p, end).is_some());
+        match (claimed, first_intact) {
+            (Some(c), Some(p)) if self.chains_to(p, c) => p,
+            (Some(c), _) => c,
+            (None, Some(p)) => p,
+            (None, None) => end,
+        }
+    }
+
+    /// Whether intact frames follow one another from `from` to exactly `to`.
+    fn chains_to(&self, mut from: u64, to: u64) -> bool {
+        let buf = self.bytes.as_slice();
+        let end = self.readable_end();
+        while from < to {
+            match intact_frame_at(buf, from, end) {
+                Some(next) => from = next,
+                None => return false,
+            }
+        }
+        from == to
+    }
+}
+
+/// Whether a walk with [`OnDamage::Skip`] may try to go past this error:
+/// damage inside the committed prefix, or a frame that runs past the end of
+/// the file (a torn tail, or a damaged length if intact frames follow), as
+/// opposed to a failure to read the file at all.
+fn is_skippable(kind: &ReadErrorKind) -> bool {
+    matches!(
+        kind,
+        ReadErrorKind::BadChecksum { .. }
+            | ReadErrorKind::BadFrame(_)
+            | ReadErrorKind::TornTail { .. }
+    )
+}
+
+/// Shortest LOSSES payload: the nine counters of version 1.0, a byte each.
+const MIN_LOSSES_PAYLOAD: usize = 9;
+/// Shortest FOOTER payload: six `u64`, then the LOSSES counters.
+const MIN_FOOTER_PAYLOAD: usize = 6 * 8 + MIN_LOSSES_PAYLOAD;
+
+/// The end of the frame at `p` if an intact frame of a version 1 type
+/// starts there and ends by `end`: zero flags and reserved bytes, a
+/// payload at least as long as its type needs, and a matching CRC. The
+/// cheap checks come first, because resynchronising tries every offset.
+fn intact_frame_at(buf: &[u8], p: u64, end: u64) -> Option<u64> {
+    let head_end = p.checked_add(encode::FRAME_HEADER_LEN as u64)?;
+    if head_end > end {
+        return None;
+    }
+    // In bounds: head_end <= end <= buf.len().
+    let head = &buf[p as usize..head_end as usize];
+    let min_payload = match head[4] {
+        encode::FRAME_RECORDS => encode::RECORDS_PREFIX_LEN,
+        encode::FRAME_INTERFACE => 4,
+        encode::FRAME_LOSSES => MIN_LOSSES_PAYLOAD,
+        encode::FRAME_FOOTER => MIN_FOOTER_PAYLOAD,
+        _ => return None,
+    };
+    if head[5..8] != [0, 0, 0] {
+        return None;
+    }
+    let payload_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let frame_end = head_end + u64::from(payload_len);
+    if (payload_len as usize) < min_payload || frame_end > end {
+        return None;
+    }
+    let stored = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    let payload = &buf[head_end as usize..frame_end as usize];
+    (encode::frame_crc(&head[..8], payload) == stored).then_some(frame_end)
 }
 
 /// The reason for [`LogReader::mistaken_input`], from the first (up to 4)
@@ -330,16 +487,21 @@ fn mistaken_input_reason(prefix: &[u8]) -> Option<&'static str> {
         [a, b, c, d, ..] => [*a, *b, *c, *d],
         _ => return None,
     };
+    // The same advice for both kinds of capture.
+    macro_rules! already_a_capture {
+        ($kind:literal) => {
+            concat!(
+                "is a ",
+                $kind,
+                " file, not an imp2 log (already a capture: open it with Wireshark, tshark \
+                 or tcpdump -r)"
+            )
+        };
+    }
     if PCAP.contains(&magic) {
-        Some(
-            "is a pcap file, not an imp2 log (already a capture: open it with Wireshark, \
-             tshark or tcpdump -r)",
-        )
+        Some(already_a_capture!("pcap"))
     } else if magic == PCAPNG_SHB {
-        Some(
-            "is a pcapng file, not an imp2 log (already a capture: open it with Wireshark, \
-             tshark or tcpdump -r)",
-        )
+        Some(already_a_capture!("pcapng"))
     } else {
         None
     }
@@ -427,6 +589,9 @@ struct Events<'a> {
     records: Vec<PacketRecord<'a>>,
     next_record: usize,
     footer_seen: bool,
+    on_damage: OnDamage,
+    /// Whether damage was skipped (the footer may have been in it).
+    skipped_any: bool,
     done: bool,
 }
 
@@ -457,8 +622,51 @@ impl<'a> Iterator for Events<'a> {
 impl<'a> Events<'a> {
     /// Reads the frame at `self.pos`. Returns its event, or `None` after
     /// loading a RECORDS frame into `self.records`, skipping an unknown
-    /// frame, or reaching the end (then `self.done` is set).
+    /// frame, or reaching the end (then `self.done` is set). With
+    /// [`OnDamage::Skip`], a damaged frame becomes a [`LogEvent::Skipped`]
+    /// and the walk resumes at the next intact frame.
     fn next_frame(&mut self) -> Result<Option<LogEvent<'a>>, ReadError> {
+        let at = self.pos;
+        let result = self.read_frame();
+        let e = match result {
+            Err(e) if self.on_damage == OnDamage::Skip => e,
+            other => return other,
+        };
+        let end = self.reader.readable_end();
+        // Only damage with bytes to skip: at the end of the prefix, a
+        // closed log's missing footer is reported, not skipped.
+        if !is_skippable(&e.kind) || at >= end {
+            return Err(e);
+        }
+        let resume = if self.footer_seen {
+            // Nothing may follow the footer: whatever does is skipped as one
+            // stretch, not frame by frame.
+            end
+        } else {
+            self.reader.resync(at)
+        };
+        // A frame that runs past the end of the file is a torn tail, unless
+        // intact frames follow it: then its length was damaged.
+        let reason = match e.kind {
+            ReadErrorKind::TornTail { .. } if resume >= end => return Err(e),
+            ReadErrorKind::TornTail { .. } => {
+                "payload_len runs past the end of the file, but intact frames follow (a damaged \
+                 length)"
+                    .to_string()
+            }
+            kind => kind.to_string(),
+        };
+        self.pos = resume;
+        self.skipped_any = true;
+        Ok(Some(LogEvent::Skipped(Skipped {
+            offset: at,
+            len: resume - at,
+            reason,
+        })))
+    }
+
+    /// [`Events::next_frame`] without the skipping: any problem is an error.
+    fn read_frame(&mut self) -> Result<Option<LogEvent<'a>>, ReadError> {
         let r = self.reader;
         let buf = r.bytes.as_slice();
         let committed = r.info.committed_len;
@@ -479,7 +687,9 @@ impl<'a> Events<'a> {
 
         if at == committed {
             self.done = true;
-            if r.is_closed() && !self.footer_seen {
+            // After skipped damage the footer may have been in it: that was
+            // reported already, as the skipped bytes.
+            if r.is_closed() && !self.footer_seen && !self.skipped_any {
                 return Err(bad("log is marked closed but has no footer".into()));
             }
             return Ok(None);

@@ -61,7 +61,7 @@ use memmap2::{Advice, MmapMut, MmapOptions, MmapRaw};
 
 use super::direct::{self, DirectWriter};
 use super::encode::{self, Prev};
-use super::{Footer, Interface, LogHeader, Losses};
+use super::{Footer, Interface, LogHeader, Losses, StopReason};
 use crate::crc::crc32c_append;
 use crate::record::PacketRecord;
 
@@ -142,7 +142,8 @@ impl Default for WriterOptions {
 
 /// Room always kept reserved for closing the log: one LOSSES frame (the
 /// losses counted after a write error, [`LogWriter::finish_with_losses`])
-/// and the footer frame.
+/// and the footer frame, with the longest stop reason (which is what a
+/// full disk records).
 const FOOTER_RESERVE: u64 =
     (2 * encode::FRAME_HEADER_LEN + encode::MAX_LOSSES_PAYLOAD + encode::MAX_FOOTER_PAYLOAD) as u64;
 /// A RECORDS frame is committed early rather than grow past this payload
@@ -288,6 +289,8 @@ pub struct LogWriter {
     prev: Prev,
     totals: Totals,
     losses: Losses,
+    /// Why the run ended, for the footer ([`LogWriter::set_stop`]).
+    stop: Option<StopReason>,
 }
 
 impl LogWriter {
@@ -398,6 +401,7 @@ impl LogWriter {
                 ..Totals::default()
             },
             losses: Losses::default(),
+            stop: None,
         })
     }
 
@@ -583,6 +587,14 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Sets why the run ended, which [`finish`](LogWriter::finish) writes
+    /// in the footer (without a call the footer says "not recorded"). The
+    /// detail is cut to [`StopReason::MAX_DETAIL`] bytes, as the footer
+    /// returned by `finish` shows.
+    pub fn set_stop(&mut self, stop: StopReason) {
+        self.stop = Some(StopReason::new(stop.cause, stop.detail));
+    }
+
     /// Commits, writes the footer, marks the log closed, syncs and
     /// truncates the file to its real length. Returns the footer.
     ///
@@ -615,6 +627,7 @@ impl LogWriter {
             last_ns: t.last_ns,
             closed_ns,
             losses: self.losses,
+            stop: self.stop.take(),
         };
         self.write_frame(encode::FRAME_FOOTER, &encode::encode_footer(&footer), true)?;
         // Direct mode: written and published before the log says it is

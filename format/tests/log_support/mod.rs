@@ -3,7 +3,8 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 use imp2_format::log::{
-    Footer, Interface, LogEvent, LogHeader, LogReader, Losses, ReadError, WriteMode, WriterOptions,
+    Footer, Interface, LogEvent, LogHeader, LogReader, Losses, OnDamage, ReadError, Skipped,
+    WriteMode, WriterOptions,
 };
 use imp2_format::{Family, Hook, PacketRecord};
 
@@ -29,7 +30,7 @@ pub fn modes() -> [WriterOptions; 4] {
 
 pub fn header(interfaces: &[(u32, &str)]) -> LogHeader {
     LogHeader {
-        version: (1, 1),
+        version: (1, 2),
         created_ns: 1_700_000_000_000_000_000,
         snaplen: 256,
         source: "imp2 module unit 31".into(),
@@ -91,6 +92,7 @@ pub enum Ev {
     If(Interface),
     Loss(Losses),
     Foot(Footer),
+    Skip(Skipped),
 }
 
 impl Ev {
@@ -99,7 +101,8 @@ impl Ev {
             LogEvent::Record(r) => Ev::Rec(Rec::from_record(r)),
             LogEvent::Interface(i) => Ev::If(i.clone()),
             LogEvent::Losses(l) => Ev::Loss(*l),
-            LogEvent::Footer(f) => Ev::Foot(*f),
+            LogEvent::Footer(f) => Ev::Foot(f.clone()),
+            LogEvent::Skipped(s) => Ev::Skip(s.clone()),
         }
     }
 }
@@ -110,6 +113,21 @@ pub fn read_all(r: &LogReader) -> (Vec<Ev>, Option<ReadError>) {
     let mut evs = Vec::new();
     let mut err = None;
     for item in r.events() {
+        assert!(err.is_none(), "event after an error");
+        match item {
+            Ok(e) => evs.push(Ev::from_event(&e)),
+            Err(e) => err = Some(e),
+        }
+    }
+    (evs, err)
+}
+
+/// [`read_all`] with [`OnDamage::Skip`]: damaged frames come as
+/// [`Ev::Skip`], and only a torn tail ends the walk with an error.
+pub fn read_all_skipping(r: &LogReader) -> (Vec<Ev>, Option<ReadError>) {
+    let mut evs = Vec::new();
+    let mut err = None;
+    for item in r.events_with(OnDamage::Skip) {
         assert!(err.is_none(), "event after an error");
         match item {
             Ok(e) => evs.push(Ev::from_event(&e)),

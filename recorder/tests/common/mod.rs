@@ -80,6 +80,34 @@ pub fn log_digest(path: &Path) -> (imp2_format::RecordDigest, Option<String>) {
     (digest, error)
 }
 
+/// The stop reason a closed log's footer records (`None`: not recorded),
+/// read directly with the library; panics when the log has no footer.
+pub fn log_stop(path: &Path) -> Option<imp2_format::log::StopReason> {
+    let reader = imp2_format::log::LogReader::open(path).expect("log opens");
+    reader
+        .events()
+        .find_map(|event| match event {
+            Ok(imp2_format::log::LogEvent::Footer(f)) => Some(f.stop),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{} has no footer", path.display()))
+}
+
+/// Checks that the recorder's JSON summary and the log's footer both say
+/// the run was stopped by `cause` with `detail`.
+pub fn assert_stopped(
+    summary: &Value,
+    log: &Path,
+    cause: imp2_format::log::StopCause,
+    detail: &str,
+) {
+    let want = imp2_format::log::StopReason::new(cause, detail);
+    assert_eq!(log_stop(log), Some(want), "the log's footer");
+    assert_eq!(summary["stop"]["cause"], cause.name(), "{summary}");
+    assert_eq!(summary["stop"]["code"], cause.code(), "{summary}");
+    assert_eq!(summary["stop"]["detail"], detail, "{summary}");
+}
+
 /// `u64` field of a JSON object.
 pub fn u(v: &Value, key: &str) -> u64 {
     v[key]

@@ -3,12 +3,15 @@
 use std::fs::File;
 use std::io::{ErrorKind, IsTerminal};
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use imp2_format::export::{ExportError, ExportReport, Format, export_threaded, io_reason};
+use imp2_format::export::{
+    ExportError, ExportReport, Format, export_threaded_with, io_reason, places,
+};
+use imp2_format::log::{OnDamage, ReadErrorKind};
 use imp2_tools::{Failure, describe_read_error, open_log};
 
 const TOOL: &str = "imp2-convert";
@@ -28,10 +31,11 @@ enum FormatArg {
 /// The format comes from --format, or else from the output's extension
 /// (.pcapng or .pcap); `-o -` writes to stdout, pcapng unless --format says
 /// otherwise. A damaged log is converted up to the damage, then the tool
-/// exits 1.
+/// exits 1; with --skip-damaged, every intact frame is converted.
 ///
 /// Exit status: 0 ok, 1 error (unreadable or damaged log, write error),
-/// 2 usage.
+/// 2 usage. With --skip-damaged, damage alone does not fail: it is
+/// reported as warnings.
 #[derive(Debug, Parser)]
 #[command(name = TOOL, version)]
 struct Args {
@@ -49,6 +53,14 @@ struct Args {
     /// than the conversion, and the log can always be converted again.
     #[arg(long)]
     sync: bool,
+    /// Convert past damaged frames: go on from the next intact frame
+    /// instead of stopping at the first damage (one bad sector should not
+    /// cost the rest of a long capture). Each skipped stretch is reported,
+    /// with the packets lost in it when the log's footer survived, on
+    /// stderr and in the pcapng statistics of interface `any`; the exit
+    /// status is then 0.
+    #[arg(long)]
+    skip_damaged: bool,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +103,11 @@ fn run(args: &Args) -> Result<(), Failure> {
     }
 
     let reader = open_log(&args.log)?;
+    let on_damage = if args.skip_damaged {
+        OnDamage::Skip
+    } else {
+        OnDamage::Stop
+    };
     let report = if to_stdout {
         pcap_notice(format);
         // The exporter hands over a few hundred KiB per write: to a file of
@@ -101,7 +118,7 @@ fn run(args: &Args) -> Result<(), Failure> {
             .try_clone_to_owned()
             .map(File::from)
             .map_err(|e| Failure::runtime(format!("stdout: {}", io_reason(&e))))?;
-        match export_threaded(&reader, format, stdout) {
+        match export_threaded_with(&reader, format, stdout, on_damage) {
             Ok(report) => report,
             // The reader went away (`| head`, `tshark -c N`): it has what it
             // wanted; say nothing, like a tool killed by SIGPIPE.
@@ -122,9 +139,13 @@ fn run(args: &Args) -> Result<(), Failure> {
         // from a second thread, so that the kernel's copy into the page
         // cache overlaps with reading the log. No fsync unless asked (see
         // `--sync`): it made the conversion wait for the disk.
-        let report = export_threaded(&reader, format, &file);
+        let report = export_threaded_with(&reader, format, &file, on_damage);
         let report = report.and_then(|r| {
-            if args.sync {
+            // Only files and block devices have anything to flush: fsync
+            // of a pipe or a character device (`-o /dev/null`) fails with
+            // EINVAL.
+            let kind = file.metadata()?.file_type();
+            if args.sync && (kind.is_file() || kind.is_block_device()) {
                 file.sync_all()?;
             }
             Ok(r)
@@ -134,7 +155,51 @@ fn run(args: &Args) -> Result<(), Failure> {
             export_failure(&e, &args.output, leftover.as_deref())
         })?
     };
+    if args.skip_damaged {
+        warn_damage(&args.log, &report);
+        return Ok(());
+    }
     damage_failure(&args.log, &report)
+}
+
+/// Most skipped stretches listed one by one; the rest are summed up.
+const SKIPPED_LISTED: usize = 10;
+
+/// The damage a `--skip-damaged` conversion passed over, as warnings.
+fn warn_damage(log: &Path, report: &ExportReport) {
+    let log = log.display();
+    for s in report.skipped.iter().take(SKIPPED_LISTED) {
+        eprintln!(
+            "{TOOL}: warning: {log}: skipped {} damaged bytes at byte {}: {}",
+            s.len, s.offset, s.reason
+        );
+    }
+    if report.skipped.len() > SKIPPED_LISTED {
+        eprintln!(
+            "{TOOL}: warning: {log}: ... and {} more damaged stretches",
+            report.skipped.len() - SKIPPED_LISTED
+        );
+    }
+    if !report.skipped.is_empty() {
+        let lost = match report.lost_to_damage {
+            Some(n) => format!("{n} packets were in them (by the log's footer)"),
+            None => "how many packets were in them is unknown (the log's footer was lost)".into(),
+        };
+        eprintln!(
+            "{TOOL}: warning: {log}: {} damaged bytes skipped in {}; {lost}; wrote {} \
+             packets",
+            report.skipped_bytes(),
+            places(report.skipped.len()),
+            report.packets
+        );
+    }
+    if let Some(e) = &report.damage {
+        eprintln!(
+            "{TOOL}: warning: {log}: {}; wrote {} packets before it",
+            describe_read_error(e),
+            report.packets
+        );
+    }
 }
 
 fn pcap_notice(format: Format) {
@@ -203,12 +268,20 @@ fn remove_partial(out: &Path, file: &File) -> Option<String> {
 fn damage_failure(log: &Path, report: &ExportReport) -> Result<(), Failure> {
     match &report.damage {
         None => Ok(()),
-        Some(e) => Err(Failure::runtime(format!(
-            "{}: {}; wrote {} packets before it",
-            log.display(),
-            describe_read_error(e),
-            report.packets
-        ))),
+        Some(e) => {
+            let hint = match e.kind {
+                ReadErrorKind::BadChecksum { .. } | ReadErrorKind::BadFrame(_) => {
+                    " (--skip-damaged converts the intact frames after it too)"
+                }
+                _ => "",
+            };
+            Err(Failure::runtime(format!(
+                "{}: {}; wrote {} packets before it{hint}",
+                log.display(),
+                describe_read_error(e),
+                report.packets
+            )))
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use imp2_format::log::OnDamage;
 use imp2_tools::{EXIT_FAILURE, Failure, Summary, open_log};
 
 const TOOL: &str = "imp2-info";
@@ -25,6 +26,12 @@ struct Args {
     /// frame, a torn tail or a footer that disagrees with the records.
     #[arg(long)]
     verify: bool,
+    /// Read past damaged frames: go on from the next intact frame instead
+    /// of stopping at the first damage, and list every damaged stretch. The
+    /// counts then cover every intact frame. (--verify still fails on
+    /// damage.)
+    #[arg(long)]
+    skip_damaged: bool,
 }
 
 fn main() -> ExitCode {
@@ -37,7 +44,12 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode, Failure> {
     let reader = open_log(&args.log)?;
-    let summary = Summary::of(&reader);
+    let on_damage = if args.skip_damaged {
+        OnDamage::Skip
+    } else {
+        OnDamage::Stop
+    };
+    let summary = Summary::of_with(&reader, on_damage);
     if args.json {
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| Failure::runtime(format!("encoding JSON: {e}")))?;
