@@ -185,6 +185,17 @@ pub fn export_with<W: Write>(
     out: W,
     on_damage: OnDamage,
 ) -> Result<ExportReport, ExportError> {
+    export_to(reader, format, out, on_damage)
+}
+
+/// The export into any [`output::Output`]: a writer, or the hand-off to a
+/// writer thread.
+fn export_to<O: output::Output>(
+    reader: &LogReader,
+    format: Format,
+    out: O,
+    on_damage: OnDamage,
+) -> Result<ExportReport, ExportError> {
     let header = reader.header();
     match format {
         Format::Pcapng => run(reader, pcapng::PcapngSink::new(out, header)?, on_damage),
@@ -214,11 +225,7 @@ pub fn export_threaded_with<W: Write + Send>(
     out: W,
     on_damage: OnDamage,
 ) -> Result<ExportReport, ExportError> {
-    let header = reader.header();
-    output::with_writer_thread(out, |handoff| match format {
-        Format::Pcapng => run(reader, pcapng::PcapngSink::new(handoff, header)?, on_damage),
-        Format::Pcap => run(reader, pcap::PcapSink::new(handoff, header)?, on_damage),
-    })
+    output::with_writer_thread(out, |handoff| export_to(reader, format, handoff, on_damage))
 }
 
 /// Exports to pcapng; see [`export`].
