@@ -58,7 +58,6 @@ pub(crate) const MAX_RECORD_OVERHEAD: usize = 1 + 10 + 2 + 5 + 1 + 5 + 5;
 /// Smallest encoding of a record: flags, time delta, orig_len, all 1 byte.
 const MIN_RECORD_LEN: usize = 3;
 
-/// Number of loss counters in LOSSES and FOOTER payloads.
 /// Loss counters of version 1.0 (LOSSES and FOOTER): always present.
 const LOSS_COUNTERS_V1_0: usize = 9;
 /// Loss counters written now: 1.0's and `unwritten` (an optional trailing
@@ -66,12 +65,19 @@ const LOSS_COUNTERS_V1_0: usize = 9;
 const LOSS_COUNTERS: usize = 10;
 /// Largest LOSSES payload.
 pub(crate) const MAX_LOSSES_PAYLOAD: usize = LOSS_COUNTERS * 10;
+/// Shortest LOSSES payload: the counters of version 1.0, a byte each.
+pub(crate) const MIN_LOSSES_PAYLOAD: usize = LOSS_COUNTERS_V1_0;
+/// The fixed part of a FOOTER payload: six `u64`.
+const FOOTER_FIXED_LEN: usize = 6 * 8;
+/// Shortest FOOTER payload: the fixed part, then the shortest LOSSES.
+pub(crate) const MIN_FOOTER_PAYLOAD: usize = FOOTER_FIXED_LEN + MIN_LOSSES_PAYLOAD;
 /// Largest stop reason (1.2): the cause (a `u64` varint), the detail's
 /// length (a `u32` varint) and the detail, which the writer cuts.
 const MAX_STOP_REASON: usize = 10 + 5 + StopReason::MAX_DETAIL;
 /// Largest FOOTER payload: six u64, the loss varints and the stop reason.
 /// The writer holds this much back for closing a log on a full disk.
-pub(crate) const MAX_FOOTER_PAYLOAD: usize = 6 * 8 + MAX_LOSSES_PAYLOAD + MAX_STOP_REASON;
+pub(crate) const MAX_FOOTER_PAYLOAD: usize =
+    FOOTER_FIXED_LEN + MAX_LOSSES_PAYLOAD + MAX_STOP_REASON;
 
 // ---------------------------------------------------------------------------
 // Primitives
@@ -827,7 +833,7 @@ pub(crate) fn decode_footer(payload: &[u8]) -> Result<Footer, String> {
     for slot in &mut v {
         *slot = c.u64().map_err(|_| {
             format!(
-                "footer payload is {} bytes, shorter than its 48 fixed bytes",
+                "footer payload is {} bytes, shorter than its {FOOTER_FIXED_LEN} fixed bytes",
                 payload.len()
             )
         })?;

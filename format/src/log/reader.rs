@@ -433,11 +433,6 @@ fn is_skippable(kind: &ReadErrorKind) -> bool {
     )
 }
 
-/// Shortest LOSSES payload: the nine counters of version 1.0, a byte each.
-const MIN_LOSSES_PAYLOAD: usize = 9;
-/// Shortest FOOTER payload: six `u64`, then the LOSSES counters.
-const MIN_FOOTER_PAYLOAD: usize = 6 * 8 + MIN_LOSSES_PAYLOAD;
-
 /// The end of the frame at `p` if an intact frame of a version 1 type
 /// starts there and ends by `end`: zero flags and reserved bytes, a
 /// payload at least as long as its type needs, and a matching CRC. The
@@ -452,8 +447,8 @@ fn intact_frame_at(buf: &[u8], p: u64, end: u64) -> Option<u64> {
     let min_payload = match head[4] {
         encode::FRAME_RECORDS => encode::RECORDS_PREFIX_LEN,
         encode::FRAME_INTERFACE => 4,
-        encode::FRAME_LOSSES => MIN_LOSSES_PAYLOAD,
-        encode::FRAME_FOOTER => MIN_FOOTER_PAYLOAD,
+        encode::FRAME_LOSSES => encode::MIN_LOSSES_PAYLOAD,
+        encode::FRAME_FOOTER => encode::MIN_FOOTER_PAYLOAD,
         _ => return None,
     };
     if head[5..8] != [0, 0, 0] {
