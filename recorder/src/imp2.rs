@@ -24,6 +24,9 @@ pub struct Imp2Source {
     sock: ImpSocket,
     config: Config,
     decoder: Decoder,
+    /// Set once the producer's socket is found closed (imp2-loadgen
+    /// exited): nothing more can arrive.
+    gone: Option<String>,
 }
 
 /// Decoding of batches and the state it needs.
@@ -48,6 +51,7 @@ impl Imp2Source {
             sock,
             config,
             decoder: Decoder::default(),
+            gone: None,
         })
     }
 
@@ -113,14 +117,30 @@ impl Source for Imp2Source {
         self.decoder.unregister_acked
     }
 
-    fn summary_fields(&self) -> Vec<(&'static str, String)> {
+    fn on_tick(&mut self, _sink: &Sink, _notice: &mut dyn FnMut(String)) {
+        if self.gone.is_none() && self.sock.peer_exists() == Some(false) {
+            self.gone = Some(format!(
+                "the producer is gone (its socket, port {} on netlink unit {}, was closed)",
+                self.sock.peer, self.sock.unit
+            ));
+        }
+    }
+
+    fn gone(&self) -> Option<&str> {
+        self.gone.as_deref()
+    }
+
+    fn summary_fields(&self) -> Vec<(&'static str, serde_json::Value)> {
         vec![
-            ("producer_cpus", self.decoder.accounting.cpus().to_string()),
+            (
+                "producer_cpus",
+                serde_json::json!(self.decoder.accounting.cpus()),
+            ),
             (
                 "inconsistent_trailers",
-                self.decoder.accounting.inconsistent.to_string(),
+                serde_json::json!(self.decoder.accounting.inconsistent),
             ),
-            ("rcvbuf", self.sock.rcvbuf.to_string()),
+            ("rcvbuf", serde_json::json!(self.sock.rcvbuf)),
         ]
     }
 

@@ -79,6 +79,18 @@ impl ImpSocket {
         })
     }
 
+    /// Whether the producer's socket still exists: the kernel (port 0)
+    /// always does; a user-space producer (imp2-loadgen) is looked up in
+    /// `/proc/net/netlink` by unit and port id. `None` when that table
+    /// cannot be read.
+    pub fn peer_exists(&self) -> Option<bool> {
+        if self.peer == 0 {
+            return Some(true);
+        }
+        let table = std::fs::read_to_string("/proc/net/netlink").ok()?;
+        Some(netlink_table_has(&table, self.unit, self.peer))
+    }
+
     fn peer_addr(&self) -> SocketAddr {
         SocketAddr::new(self.peer, 0)
     }
@@ -206,6 +218,17 @@ fn explain_register_errno(errno: i32, unit: i32, config: &Config) -> String {
     }
 }
 
+/// Whether `/proc/net/netlink` text lists a socket of protocol `unit` with
+/// port id `port` (columns: `sk Eth Pid Groups ...`, decimal Eth and Pid).
+fn netlink_table_has(table: &str, unit: i32, port: u32) -> bool {
+    table.lines().skip(1).any(|line| {
+        let mut cols = line.split_whitespace().skip(1);
+        let eth = cols.next().and_then(|c| c.parse::<i32>().ok());
+        let pid = cols.next().and_then(|c| c.parse::<u32>().ok());
+        eth == Some(unit) && pid == Some(port)
+    })
+}
+
 /// Sets the receive buffer with `SO_RCVBUFFORCE` (needs CAP_NET_ADMIN,
 /// ignores rmem_max), falling back to `SO_RCVBUF`; returns whether it had
 /// to fall back.
@@ -281,4 +304,35 @@ pub fn recv_datagram(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, bool
     }
     let n = n as usize;
     Ok((n, n > buf.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_netlink_table_is_searched_by_unit_and_port() {
+        let table = "\
+sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+ffff8d3e0a1c9800 0   1234       00000000 0        0        0     2        0        13513
+ffff8d3e0a1cd000 31  4321       00000000 0        0        0     2        0        27001
+";
+        assert!(netlink_table_has(table, 31, 4321));
+        assert!(!netlink_table_has(table, 31, 1234));
+        assert!(!netlink_table_has(table, 0, 4321));
+        assert!(!netlink_table_has("", 31, 4321));
+    }
+
+    /// The check against the real kernel's table: a socket of our own is
+    /// listed while it is open and gone once it is closed.
+    #[test]
+    fn a_closed_producer_socket_is_seen_gone() {
+        let unit = libc::NETLINK_USERSOCK;
+        let mut producer = Socket::new(unit as isize).expect("netlink socket");
+        let port = producer.bind_auto().expect("bind").port_number();
+        let recorder = ImpSocket::open(unit, port, 1 << 16).expect("recorder socket");
+        assert_eq!(recorder.peer_exists(), Some(true));
+        drop(producer);
+        assert_eq!(recorder.peer_exists(), Some(false));
+    }
 }

@@ -402,29 +402,27 @@ impl Source for NflogSource {
         ));
     }
 
-    fn summary_fields(&self) -> Vec<(&'static str, String)> {
+    fn summary_fields(&self) -> Vec<(&'static str, serde_json::Value)> {
         let d = &self.decoder;
-        let drops = self
-            .socket_drops()
-            .map_or("null".to_string(), |n| n.to_string());
+        let drops = self.socket_drops();
         vec![
-            ("nflog_group", self.settings.group.to_string()),
-            ("nflog_bufsize", self.settings.bufsize.to_string()),
-            ("nflog_qthresh", self.settings.qthresh.to_string()),
-            ("rcvbuf", self.rcvbuf.to_string()),
-            ("nflog_packets", d.packets.to_string()),
-            ("nflog_seq_gaps", d.seq_gaps.to_string()),
-            ("nflog_seq_backwards", d.seq_backwards.to_string()),
-            ("nflog_without_seq", d.without_seq.to_string()),
+            ("nflog_group", serde_json::json!(self.settings.group)),
+            ("nflog_bufsize", serde_json::json!(self.settings.bufsize)),
+            ("nflog_qthresh", serde_json::json!(self.settings.qthresh)),
+            ("rcvbuf", serde_json::json!(self.rcvbuf)),
+            ("nflog_packets", serde_json::json!(d.packets)),
+            ("nflog_seq_gaps", serde_json::json!(d.seq_gaps)),
+            ("nflog_seq_backwards", serde_json::json!(d.seq_backwards)),
+            ("nflog_without_seq", serde_json::json!(d.without_seq)),
             (
                 "nflog_receive_time_stamps",
-                d.receive_time_stamps.to_string(),
+                serde_json::json!(d.receive_time_stamps),
             ),
-            ("nflog_not_ip", d.not_ip.to_string()),
-            ("nflog_filtered_family", d.filtered.to_string()),
-            ("nflog_other_messages", d.other_messages.to_string()),
-            ("socket_drops", drops),
-            ("nflog_hint_shown", self.hint_shown.to_string()),
+            ("nflog_not_ip", serde_json::json!(d.not_ip)),
+            ("nflog_filtered_family", serde_json::json!(d.filtered)),
+            ("nflog_other_messages", serde_json::json!(d.other_messages)),
+            ("socket_drops", serde_json::json!(drops)),
+            ("nflog_hint_shown", serde_json::json!(self.hint_shown)),
         ]
     }
 

@@ -65,8 +65,14 @@ pub struct Summary {
     pub cpu: (Duration, Duration),
     /// Whether the producer acknowledged UNREGISTER.
     pub unregistered: bool,
+    /// Whether the run ended because the producer went away (then there
+    /// was nobody to unregister from).
+    pub producer_gone: bool,
+    /// Whether the stop request (UNREGISTER, UNBIND) was sent; if it could
+    /// not be, that was said when it failed.
+    pub stop_requested: bool,
     /// Source-specific facts, `(key, JSON value)`.
-    pub source_fields: Vec<(&'static str, String)>,
+    pub source_fields: Vec<(&'static str, serde_json::Value)>,
     /// The last malformed message seen, if any.
     pub last_malformed: Option<String>,
     /// Why the run stopped, as the log's footer records it.
@@ -208,13 +214,20 @@ pub fn run(
             }
             wait = wait.min(deadline - now);
         }
-        if let Err(e) = receiver.poll(wait, &mut |d, t| source.on_datagram(d, t, &mut sink)) {
-            break StopReason::new(StopCause::ReceiveError, e.to_string());
-        }
+        let idle = match receiver.poll(wait, &mut |d, t| source.on_datagram(d, t, &mut sink)) {
+            Ok(delivered) => delivered == 0,
+            Err(e) => break StopReason::new(StopCause::ReceiveError, e.to_string()),
+        };
         progress.tick(&sink);
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             source.on_tick(&sink, notice);
+        }
+        // A producer that went away may have left batches queued: the run
+        // ends once the socket has nothing more (no time bound on that).
+        if idle && let Some(why) = source.gone() {
+            notice(format!("{why}: nothing more can arrive; closing the log"));
+            break StopReason::new(StopCause::ReceiveError, why.to_string());
         }
         if last_flush.elapsed() >= flush_every {
             last_flush = Instant::now();
@@ -243,11 +256,17 @@ pub fn run(
     // drained until the socket idles. After a write error too: the sink
     // then counts the records as unwritten, so that the loss is exact, and
     // the source sees the acknowledgement.
-    let until_ack = match source.request_stop() {
-        Ok(()) => true,
-        Err(e) => {
-            notice(format!("could not stop the producer: {e}"));
-            false
+    let producer_gone = source.gone().is_some();
+    let until_ack = if producer_gone {
+        // Said already; there is nobody to ask.
+        false
+    } else {
+        match source.request_stop() {
+            Ok(()) => true,
+            Err(e) => {
+                notice(format!("could not stop the producer: {e}"));
+                false
+            }
         }
     };
     let drain_end = Instant::now() + DRAIN_TIMEOUT;
@@ -309,6 +328,8 @@ pub fn run(
         elapsed: started.elapsed(),
         cpu: cpu_time(),
         unregistered,
+        producer_gone,
+        stop_requested: until_ack,
         source_fields: source.summary_fields(),
         last_malformed: source.last_malformed(),
         stop,

@@ -45,8 +45,14 @@ pub trait Source {
     /// (e.g. no records after a while).
     fn on_tick(&mut self, _sink: &Sink, _notice: &mut dyn FnMut(String)) {}
 
+    /// Set when the producer went away (a user-space stand-in exited):
+    /// nothing more can arrive, so the run ends; says why.
+    fn gone(&self) -> Option<&str> {
+        None
+    }
+
     /// Source-specific facts for the summary, as `(key, JSON value)`.
-    fn summary_fields(&self) -> Vec<(&'static str, String)>;
+    fn summary_fields(&self) -> Vec<(&'static str, serde_json::Value)>;
 
     /// The last malformed message seen, if any.
     fn last_malformed(&self) -> Option<String>;

@@ -498,3 +498,81 @@ fn module_not_loaded_is_explained() {
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
+
+/// A recorder killed after a few records leaves a file of about a MiB (the
+/// first disk reservation), not the 64 MiB of a whole chunk; imp2-info says
+/// how to cut it back, `imp2-info --trim` does, and refuses while a
+/// recorder is writing the log.
+#[test]
+fn a_log_killed_early_is_small_and_trims_to_its_committed_length() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let path = log.to_str().unwrap();
+    let loadgen = Loadgen::start(dir.path(), &["-n", "3", "--linger", "60"]);
+    let recorder = start_recorder(loadgen.port, &log, &["--flush-ms", "10"], &[]);
+    // Until the three records are committed.
+    let committed = |log: &std::path::Path| {
+        imp2_format::log::LogReader::open(log).map_or(0, |r| {
+            r.events()
+                .filter(|e| matches!(e, Ok(imp2_format::log::LogEvent::Record(_))))
+                .count()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while committed(&log) < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(committed(&log), 3);
+
+    // While the recorder holds the log, it is not cut.
+    let busy = run_tool("imp2-info", &["--trim", path]);
+    assert_eq!(busy.code, Some(1), "{}{}", busy.stdout, busy.stderr);
+    assert!(
+        busy.stderr
+            .contains("is being written by another process (imp2-record pid"),
+        "{}",
+        busy.stderr
+    );
+
+    signal(&recorder, libc::SIGKILL);
+    assert_eq!(
+        wait_output(recorder, LONG, "imp2-record").signal,
+        Some(libc::SIGKILL)
+    );
+    let _ = wait(loadgen.child, LONG);
+    let len = std::fs::metadata(&log).unwrap().len();
+    assert!(len <= 2 << 20, "a killed 3-record log is {len} bytes");
+    let reader = imp2_format::log::LogReader::open(&log).unwrap();
+    let committed_len = reader.committed_len();
+    assert!(committed_len < len, "reserved space is left behind");
+    drop(reader);
+
+    let info = run_tool("imp2-info", &[path]);
+    assert!(info.ok, "{}", info.stderr);
+    assert!(
+        info.stdout.contains(&format!(
+            "{} uncommitted bytes past the committed length",
+            len - committed_len
+        )) && info.stdout.contains("`imp2-info --trim` cuts them"),
+        "{}",
+        info.stdout
+    );
+
+    let trim = run_tool("imp2-info", &["--trim", path]);
+    assert!(trim.ok, "{}", trim.stderr);
+    assert_eq!(
+        trim.stdout,
+        format!(
+            "{path}: cut {} uncommitted bytes; the log is now {committed_len} bytes\n",
+            len - committed_len
+        )
+    );
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), committed_len);
+    assert_eq!(committed(&log), 3, "the same records after trimming");
+    let verify = run_tool("imp2-info", &["--verify", path]);
+    assert!(verify.ok, "{}{}", verify.stdout, verify.stderr);
+    let again = run_tool("imp2-info", &["--trim", path]);
+    assert!(again.ok, "{}", again.stderr);
+    assert!(again.stdout.contains("nothing to trim"), "{}", again.stdout);
+}

@@ -1,6 +1,7 @@
 //! Shared code of the imp2 tools: opening a log with one-line errors, and
 //! the summary of a log that `imp2-info` prints.
 
+pub mod cli;
 pub mod harness;
 
 use std::collections::{BTreeMap, HashMap};
@@ -48,8 +49,7 @@ impl Failure {
 
     /// Prints `tool: message` on stderr and returns the exit code.
     pub fn report(&self, tool: &str) -> std::process::ExitCode {
-        eprintln!("{tool}: {}", self.message);
-        std::process::ExitCode::from(self.code)
+        cli::report(tool, self, false)
     }
 }
 
@@ -82,6 +82,15 @@ pub fn open_log(path: &Path) -> Result<LogReader, Failure> {
                 path.display()
             )));
         }
+        Ok(m) if !m.is_file() => {
+            // /dev/null, a pipe from `<(...)`: the reader maps the log, and
+            // such files read as empty or cannot be mapped.
+            return Err(Failure::runtime(format!(
+                "{}: is {}, not an imp2 log (a log is a regular file)",
+                path.display(),
+                file_kind(&m.file_type())
+            )));
+        }
         Ok(_) => {}
     }
     LogReader::open(path).map_err(|e| {
@@ -94,6 +103,22 @@ pub fn open_log(path: &Path) -> Result<LogReader, Failure> {
         let reason = reason.unwrap_or_else(|| describe_read_error(&e));
         Failure::runtime(format!("{}: {reason}", path.display()))
     })
+}
+
+/// What a file that is neither regular nor a directory is, with its article.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
 }
 
 /// Header fields of a summary.
@@ -232,7 +257,7 @@ impl Integrity {
         if self.uncommitted_bytes > 0 {
             s += &format!(
                 "; {} uncommitted bytes past the committed length (reserved space or a \
-                 frame never committed, ignored)",
+                 frame never committed, ignored; `imp2-info --trim` cuts them)",
                 self.uncommitted_bytes
             );
         }

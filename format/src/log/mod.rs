@@ -15,10 +15,13 @@
 
 mod direct;
 mod encode;
+mod lock;
 mod reader;
+mod trim;
 mod writer;
 
 pub use reader::{LogEvent, LogReader, OnDamage, ReadError, ReadErrorKind, Skipped};
+pub use trim::{TrimError, Trimmed, trim_to_committed};
 pub use writer::{LogWriter, WriteError, WriteMode, WriterOptions};
 
 /// Interface known to the log: the kernel's ifindex and its name.

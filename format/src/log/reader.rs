@@ -59,7 +59,7 @@ pub enum ReadErrorKind {
 impl fmt::Display for ReadErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReadErrorKind::Io(e) => write!(f, "{e}"),
+            ReadErrorKind::Io(e) => f.write_str(&crate::export::io_reason(e)),
             ReadErrorKind::NotALog => f.write_str("not an imp2 log (bad magic)"),
             ReadErrorKind::UnsupportedVersion { major, minor } => write!(
                 f,

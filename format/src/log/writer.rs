@@ -41,8 +41,8 @@
 //! # Disk space
 //!
 //! Space is reserved with `fallocate` (or by writing zeros where the file
-//! system does not support it) in chunks of [`WriterOptions::chunk_bytes`]
-//! *before* any of it is written or mapped: a full disk is a
+//! system does not support it) in steps that double from a MiB to
+//! [`WriterOptions::chunk_bytes`] *before* any of it is written or mapped: a full disk is a
 //! [`WriteError`] with [`WriteError::is_disk_full`], never a `SIGBUS` on a
 //! mapped page. When a whole chunk no longer fits, the writer reserves just
 //! what the next record needs, so a log fills the disk to the last page.
@@ -61,6 +61,7 @@ use memmap2::{Advice, MmapMut, MmapOptions, MmapRaw};
 
 use super::direct::{self, DirectWriter};
 use super::encode::{self, Prev};
+use super::lock;
 use super::{Footer, Interface, LogHeader, Losses, StopReason};
 use crate::crc::crc32c_append;
 use crate::record::PacketRecord;
@@ -86,7 +87,13 @@ impl WriteError {
 
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.context, self.source)
+        // The OS's reason in words, without Rust's "(os error N)".
+        write!(
+            f,
+            "{}: {}",
+            self.context,
+            crate::export::io_reason(&self.source)
+        )
     }
 }
 
@@ -124,10 +131,11 @@ pub enum WriteMode {
 pub struct WriterOptions {
     /// How frames reach the file.
     pub mode: WriteMode,
-    /// Disk space reserved at a time, and size of the mapped window in
-    /// [`WriteMode::Mmap`], in bytes (rounded up to whole pages). A killed
-    /// recorder leaves up to this much reserved space after the committed
-    /// length.
+    /// Disk space reserved at a time once the log is this large (smaller
+    /// logs reserve as much as they hold, from a MiB on), and size of the
+    /// mapped window in [`WriteMode::Mmap`], in bytes (rounded up to whole
+    /// pages). A killed recorder leaves up to this much reserved space after
+    /// the committed length ([`super::trim_to_committed`] gives it back).
     pub chunk_bytes: u64,
 }
 
@@ -146,6 +154,11 @@ impl Default for WriterOptions {
 /// full disk records).
 const FOOTER_RESERVE: u64 =
     (2 * encode::FRAME_HEADER_LEN + encode::MAX_LOSSES_PAYLOAD + encode::MAX_FOOTER_PAYLOAD) as u64;
+/// The first disk reservation of a log, bytes; each later one is as large
+/// as the file so far, up to [`WriterOptions::chunk_bytes`]. Doubling from a
+/// MiB reaches the 64 MiB chunk after seven reservations, a few
+/// `fallocate` calls more per log than reserving whole chunks.
+const FIRST_RESERVE_STEP: u64 = 1 << 20;
 /// A RECORDS frame is committed early rather than grow past this payload
 /// (bounds the frame buffer and the mapped window when commits are rare).
 const MAX_FRAME_BYTES: u64 = 16 << 20;
@@ -185,55 +198,6 @@ struct Reservation {
     page: u64,
     /// `fallocate` is not supported here: reserve by writing zeros.
     zero_fill: bool,
-}
-
-/// Takes an exclusive `flock` on the log for the writer's lifetime (it goes
-/// with the descriptor), so that a second recorder started on the same path
-/// fails instead of truncating a log that is being written. Readers take no
-/// lock: a live log is readable up to its committed length.
-fn lock_exclusive(file: &File, path: &Path) -> Result<(), WriteError> {
-    // SAFETY: plain system call on a descriptor we own; no memory is passed.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(());
-    }
-    let source = io::Error::last_os_error();
-    let context = if source.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        let holder = lock_holder(file).map_or(String::new(), |pid| {
-            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            format!(" ({} pid {pid})", name.trim())
-        });
-        format!(
-            "{} is being written by another process{holder}; choose another file name",
-            path.display()
-        )
-    } else {
-        format!("locking {}", path.display())
-    };
-    Err(WriteError { context, source })
-}
-
-/// Pid of the process holding a `flock` on `file`, from `/proc/locks`
-/// (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF`, device numbers in
-/// hex), if it can be found.
-fn lock_holder(file: &File) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = file.metadata().ok()?;
-    let dev = meta.dev();
-    let id = format!(
-        "{:02x}:{:02x}:{}",
-        libc::major(dev),
-        libc::minor(dev),
-        meta.ino()
-    );
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    locks.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // Waiters are listed as `N: -> FLOCK ...`; holders have 8 fields.
-        match fields[..] {
-            [_, "FLOCK", _, _, pid, file_id, ..] if file_id == id => pid.parse().ok(),
-            _ => None,
-        }
-    })
 }
 
 /// Totals for the footer.
@@ -324,7 +288,7 @@ impl LogWriter {
                 context: ctx("creating"),
                 source: e,
             })?;
-        lock_exclusive(&file, path)?;
+        lock::lock_exclusive(&file, path, "choose another file name")?;
         file.set_len(0).map_err(|e| WriteError {
             context: ctx("truncating"),
             source: e,
@@ -989,7 +953,12 @@ impl Reservation {
             return Ok(());
         }
         let min_target = min_end.div_ceil(self.page) * self.page;
-        let want = min_target.max(self.end + self.chunk);
+        // Steps grow with the file, from FIRST_RESERVE_STEP to a whole
+        // chunk: a short recording killed before it could truncate leaves
+        // about a MiB behind, not a chunk, and a long one still reserves a
+        // chunk at a time.
+        let step = self.end.max(FIRST_RESERVE_STEP).min(self.chunk);
+        let want = min_target.max(self.end + step);
         let first = self.extend(file, want);
         let result = match first {
             Err(e) if is_full(&e) && want > min_target => self.extend(file, min_target),

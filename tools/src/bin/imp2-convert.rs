@@ -64,7 +64,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = imp2_tools::cli::parse(TOOL);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report(TOOL),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use imp2_format::log::OnDamage;
+use imp2_format::log::{OnDamage, trim_to_committed};
 use imp2_tools::{EXIT_FAILURE, Failure, Summary, open_log};
 
 const TOOL: &str = "imp2-info";
@@ -32,18 +32,28 @@ struct Args {
     /// damage.)
     #[arg(long)]
     skip_damaged: bool,
+    /// Cut a log left by a recorder that died (kill -9, a crash) back to its
+    /// committed length, giving back the disk space the recorder had
+    /// reserved ahead; every reader reads the same records before and
+    /// after. Refused while a recorder is writing the log.
+    #[arg(long, conflicts_with_all = ["json", "verify", "skip_damaged"])]
+    trim: bool,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = imp2_tools::cli::parse(TOOL);
     match run(&args) {
         Ok(code) => code,
-        Err(f) => f.report(TOOL),
+        Err(f) => imp2_tools::cli::report(TOOL, &f, args.json),
     }
 }
 
 fn run(args: &Args) -> Result<ExitCode, Failure> {
     let reader = open_log(&args.log)?;
+    if args.trim {
+        drop(reader);
+        return trim(&args.log);
+    }
     let on_damage = if args.skip_damaged {
         OnDamage::Skip
     } else {
@@ -76,6 +86,27 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
     }
     if !args.json {
         print!("{}", summary.to_text(&args.log));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--trim`: cuts the log to its committed length and says what it did.
+fn trim(log: &std::path::Path) -> Result<ExitCode, Failure> {
+    let t = trim_to_committed(log)
+        .map_err(|e| Failure::runtime(format!("{}: cannot trim: {e}", log.display())))?;
+    if t.from == t.to {
+        println!(
+            "{}: nothing to trim: no bytes past the committed length ({} bytes)",
+            log.display(),
+            t.to
+        );
+    } else {
+        println!(
+            "{}: cut {} uncommitted bytes; the log is now {} bytes",
+            log.display(),
+            t.from - t.to,
+            t.to
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
