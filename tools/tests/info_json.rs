@@ -704,3 +704,55 @@ fn footer_absent_or_lost() {
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
     }
 }
+
+/// Fragmented UDP over IPv6 as the NFLOG source records it: the messages
+/// are decoded as imp2-record decodes them, and the summary counts the
+/// first fragment (fragment header, then UDP) under udp. A later fragment
+/// carries no UDP header: it counts as 44 (the fragment header), as the
+/// kernel module reports it.
+#[test]
+fn fragmented_ipv6_udp_from_nflog_counts_as_udp() {
+    use imp2_format::nflog::{Message, PacketMessage, Walker, consts};
+    // IPv6 fd00:199::1 -> fd00:199::2, next header 44 (Fragment).
+    let mut first = vec![0x60, 0, 0, 0, 0x05, 0xa8, 44, 64];
+    first.extend_from_slice(&[0xfd, 0x00, 0x01, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    first.extend_from_slice(&[0xfd, 0x00, 0x01, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let mut later = first.clone();
+    // Fragment header: next header UDP, offset 0, more fragments; then the
+    // UDP header (9999 -> 9999, length 3008) and data.
+    first.extend_from_slice(&[17, 0, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef]);
+    first.extend_from_slice(&[0x27, 0x0f, 0x27, 0x0f, 0x0b, 0xc0, 0x12, 0x34]);
+    first.resize(40 + 1448, 0xab);
+    // The next fragment: offset 1440 (0x05a0 = 180 << 3), data only.
+    later.extend_from_slice(&[17, 0, 0x05, 0xa0, 0xde, 0xad, 0xbe, 0xef]);
+    later.resize(40 + 1448, 0xab);
+    let mut datagram = Vec::new();
+    for payload in [&first, &later] {
+        PacketMessage {
+            family: consts::AF_INET6,
+            group: 5,
+            hw_protocol: 0x86dd,
+            hook: 1,
+            indev: Some(3),
+            payload: Some(payload),
+            ..PacketMessage::default()
+        }
+        .emit(&mut datagram);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frag.log");
+    let mut w = LogWriter::create(&path, &header()).unwrap();
+    for item in Walker::new(&datagram) {
+        let Message::Packet(p) = item.unwrap().message else {
+            panic!("a packet message expected");
+        };
+        w.append(&p.logged().record.unwrap()).unwrap();
+    }
+    w.finish(T).unwrap();
+
+    let v = json_of(&path);
+    assert_eq!(v["protocols"], json!({"udp": 1, "44": 1}));
+    let text = text_of(&[path.as_os_str()]);
+    assert!(text.contains("protocols   44 1, udp 1\n"), "{text}");
+}
