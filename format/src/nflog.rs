@@ -753,7 +753,11 @@ pub fn ip_orig_len(family: Family, data: &[u8]) -> u32 {
 /// the next header after the extension headers, as the kernel's
 /// `ipv6_skip_exthdr` finds it (a non-first fragment gives 44, the fragment
 /// header). [`PROTO_UNKNOWN`] when the captured bytes end first or there
-/// is no next header.
+/// is no next header. A chain cut by the snaplen gives unknown, not the
+/// last next header reached: that would name an extension header as the
+/// protocol, and 44 would read as a later fragment. The one function every
+/// protocol taken from packet bytes comes from (the NFLOG source's
+/// records); `&[u8]` of any length, never panics.
 #[inline]
 pub fn ip_protocol(family: Family, data: &[u8]) -> u8 {
     match family {

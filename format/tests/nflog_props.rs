@@ -202,6 +202,36 @@ proptest! {
         prop_assert!(buf.len() >= 40 || p == PROTO_UNKNOWN);
     }
 
+    /// A snaplen cut never changes the protocol into another one: a
+    /// prefix of a packet gives the whole packet's protocol or unknown.
+    #[test]
+    fn cut_packets_give_their_protocol_or_unknown(
+        chain in proptest::collection::vec(
+            (prop::sample::select(vec![0u8, 43, 44, 51, 60, 6, 17, 50, 59]), 0u8..4, any::<u8>()),
+            0..6,
+        ),
+        tail in proptest::collection::vec(any::<u8>(), 0..40),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        // An IPv6 header and extension headers of random types and
+        // lengths, so that walks go deep more often than over random bytes.
+        let mut buf = vec![0u8; 40];
+        buf[0] = 0x60;
+        buf[6] = chain.first().map_or(17, |c| c.0);
+        for (i, &(_, len, offset)) in chain.iter().enumerate() {
+            let next = chain.get(i + 1).map_or(17, |c| c.0);
+            let mut h = vec![next, len, offset & 0x0f, offset];
+            h.resize(8 * (usize::from(len) + 1), 0);
+            buf.extend_from_slice(&h);
+        }
+        buf.extend_from_slice(&tail);
+        for family in [Family::IPV4, Family::IPV6] {
+            let whole = ip_protocol(family, &buf);
+            let part = ip_protocol(family, &buf[..cut.index(buf.len() + 1)]);
+            prop_assert!(part == whole || part == PROTO_UNKNOWN, "{part} for {whole}");
+        }
+    }
+
     #[test]
     fn mutated_messages_never_panic(
         messages in proptest::collection::vec(owned(), 1..4),

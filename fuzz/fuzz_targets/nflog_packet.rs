@@ -6,7 +6,10 @@
 //! (`next_packet`) ever changes a result.
 #![no_main]
 
-use imp2_format::nflog::{ConfigRequest, LoggedPacket, Message, PacketMessage, Walker};
+use imp2_format::nflog::{
+    ConfigRequest, LoggedPacket, Message, PacketMessage, Walker, ip_protocol,
+};
+use imp2_format::record::PROTO_UNKNOWN;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,6 +30,10 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(r) = p.to_record(0) {
                 assert!(inside(r.data));
                 assert!(r.data.len() as u64 <= u64::from(r.orig_len));
+                // A snaplen cut gives the same protocol, or unknown.
+                let cut = &r.data[..r.data.len() / 2];
+                let part = ip_protocol(r.family, cut);
+                assert!(part == r.protocol || part == PROTO_UNKNOWN);
             }
             let mut again = Vec::new();
             p.emit(&mut again);

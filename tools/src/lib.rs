@@ -7,7 +7,9 @@ pub mod harness;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use imp2_format::export::{format_time_ns, io_reason, losses_summary, places, read_error_reason};
+use imp2_format::export::{
+    format_time_ns, io_reason, losses_summary_with_damage, places, read_error_reason,
+};
 use imp2_format::log::{
     Footer, LogEvent, LogHeader, LogReader, Losses, OnDamage, ReadError, ReadErrorKind,
 };
@@ -163,11 +165,35 @@ pub struct ErrorSummary {
     pub reason: String,
 }
 
+/// What became of the footer (the frame a cleanly closed log ends with),
+/// `"footer"` in the JSON.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FooterState {
+    /// Read and verified.
+    Read,
+    /// The log has none: reading reached the end of the committed prefix
+    /// without one, or stopped at damage in a log whose header says the
+    /// recording never closed.
+    Absent,
+    /// Reading stopped (at damage, or at a torn tail) before the end of a
+    /// log whose header says it was closed: the footer, if it survived, lies
+    /// after the place reading stopped and was not read.
+    NotReached,
+    /// Damage was skipped and no footer followed, in a log whose header
+    /// says it was closed: the footer was in the damaged bytes.
+    Lost,
+}
+
 /// How sound the log is.
 #[derive(Debug, Clone, Serialize)]
 pub struct Integrity {
-    /// The log was closed cleanly (footer read).
-    pub closed: bool,
+    /// Whether the log was closed cleanly: `true` when its footer was read,
+    /// `false` when it has none, `null` when that is unknown (see
+    /// [`Integrity::footer`]: not reached, or lost to damage).
+    pub closed: Option<bool>,
+    /// What became of the footer.
+    pub footer: FooterState,
     /// Bytes past the committed length, ignored: space a running recorder
     /// reserved, or the uncommitted tail of one that died.
     pub uncommitted_bytes: u64,
@@ -177,7 +203,8 @@ pub struct Integrity {
     /// Damaged stretches skipped (`--skip-damaged`), in file order.
     pub skipped: Vec<SkippedSummary>,
     /// Records lost in the skipped stretches: the footer's count less the
-    /// records read; `null` when nothing was skipped or the footer was lost.
+    /// records read (also in [`Summary::losses`]); `null` when nothing was
+    /// skipped or the footer was lost.
     pub lost_to_damage: Option<u64>,
     /// When closed: whether the footer's totals match the records read;
     /// `null` when there is no footer, or when damage was skipped (the
@@ -247,8 +274,10 @@ impl Integrity {
                  next intact frame)"
             ),
             (Some(p), _) => p,
-            (None, true) => "closed cleanly".into(),
-            (None, false) => {
+            (None, Some(true)) => "closed cleanly".into(),
+            // Without a problem reading reached the end: the footer is read
+            // or absent, never unknown.
+            (None, _) => {
                 "not closed (recording in progress, or the recorder died); every committed \
                  frame is sound"
                     .into()
@@ -290,7 +319,10 @@ pub struct Summary {
     /// Records by transport protocol (`tcp`, `udp`, ..., `unknown`, or the
     /// number for one without a name).
     pub protocols: BTreeMap<String, u64>,
-    /// Loss counters by name (see `Losses::named`) and `records_lost`.
+    /// Loss counters by name (see `Losses::named`), `lost_to_damage`
+    /// (records in damaged frames that were skipped, by the footer's count;
+    /// left out when that count is unknown) and `records_lost`, the records
+    /// lost in all (the recorder's and to damage).
     pub losses: BTreeMap<String, u64>,
     /// Soundness of the file.
     pub integrity: Integrity,
@@ -394,6 +426,21 @@ impl Summary {
             .as_ref()
             .filter(|_| !skipped.is_empty())
             .map(|f| f.records.saturating_sub(records));
+        // Reading reached the end of the committed prefix unless it
+        // stopped at damage or a tear before it (the error of a closed log
+        // without a footer is found at the end).
+        let stopped_early = error
+            .as_ref()
+            .is_some_and(|e| e.offset < reader.committed_len());
+        let footer_state = match (&footer, stopped_early) {
+            (Some(_), _) => FooterState::Read,
+            // The header's state is the writer's word: it marks the log
+            // closed only after the footer is committed.
+            (None, _) if !reader.is_closed() => FooterState::Absent,
+            (None, true) => FooterState::NotReached,
+            (None, false) if !skipped.is_empty() => FooterState::Lost,
+            (None, false) => FooterState::Absent,
+        };
         let footer_matches = footer.as_ref().filter(|_| skipped.is_empty()).map(|f| {
             f.records == records
                 && f.captured_bytes == captured
@@ -424,7 +471,22 @@ impl Summary {
             .iter()
             .map(|(n, v)| (n.to_string(), *v))
             .collect();
-        loss_map.insert("records_lost".into(), losses.records());
+        // Records lost to damage count as lost records too: a reader of the
+        // summary wants every record that is not in it.
+        match (lost_to_damage, skipped.is_empty()) {
+            (Some(n), _) => {
+                loss_map.insert("lost_to_damage".into(), n);
+            }
+            // Unknown without the footer: no number rather than a wrong one.
+            (None, false) => {}
+            (None, true) => {
+                loss_map.insert("lost_to_damage".into(), 0);
+            }
+        }
+        loss_map.insert(
+            "records_lost".into(),
+            losses.records().saturating_add(lost_to_damage.unwrap_or(0)),
+        );
         Summary {
             header: header_summary(header),
             records,
@@ -438,7 +500,12 @@ impl Summary {
             protocols,
             losses: loss_map,
             integrity: Integrity {
-                closed: footer.is_some(),
+                closed: match footer_state {
+                    FooterState::Read => Some(true),
+                    FooterState::Absent => Some(false),
+                    FooterState::NotReached | FooterState::Lost => None,
+                },
+                footer: footer_state,
                 uncommitted_bytes: reader.uncommitted_len(),
                 error,
                 skipped,
@@ -509,27 +576,66 @@ impl Summary {
         line("hooks", counts(&self.hooks));
         line("families", counts(&self.families));
         line("protocols", counts(&self.protocols));
-        line(
-            "losses",
-            if self.losses_raw.is_zero() {
-                "none".into()
-            } else {
-                losses_summary(&self.losses_raw)
-            },
-        );
-        line(
-            "ended",
-            match &self.stop {
-                Some(stop) => stop.to_string(),
-                None if self.integrity.closed && self.before_stop_reasons => {
-                    "not recorded (a log before format 1.2)".into()
-                }
-                None if self.integrity.closed => "not recorded".into(),
-                None => "- (no footer)".into(),
-            },
-        );
+        line("losses", self.losses_text());
+        line("ended", self.ended_text());
         line("integrity", self.integrity.describe());
         out
+    }
+}
+
+impl Summary {
+    /// The `losses` line: the recorder's losses and the records lost to
+    /// skipped damage, or `none`.
+    fn losses_text(&self) -> String {
+        let lost_to_damage = self.integrity.lost_to_damage.unwrap_or(0);
+        let unknown_damage =
+            !self.integrity.skipped.is_empty() && self.integrity.lost_to_damage.is_none();
+        let mut s = if self.losses_raw.is_zero() && lost_to_damage == 0 {
+            if unknown_damage {
+                String::new()
+            } else {
+                "none".into()
+            }
+        } else {
+            losses_summary_with_damage(&self.losses_raw, lost_to_damage)
+        };
+        if unknown_damage {
+            if !s.is_empty() {
+                s += "; ";
+            }
+            s += "an unknown number of records lost to damage (the footer, which counts them, \
+                  was not found)";
+        }
+        s
+    }
+
+    /// The `ended` line: the footer's stop reason, or why there is none.
+    fn ended_text(&self) -> String {
+        let i = &self.integrity;
+        match (&self.stop, i.footer) {
+            (Some(stop), _) => stop.to_string(),
+            (None, FooterState::Read) if self.before_stop_reasons => {
+                "not recorded (a log before format 1.2)".into()
+            }
+            (None, FooterState::Read) => "not recorded".into(),
+            (None, FooterState::Absent) => "- (no footer)".into(),
+            (None, FooterState::NotReached) => {
+                let at = i.error.as_ref().map_or(0, |e| e.offset);
+                let what = if i.torn { "torn tail" } else { "damage" };
+                let hint = if i.torn {
+                    ""
+                } else {
+                    "; --skip-damaged reads on to it"
+                };
+                format!(
+                    "unknown: reading stopped at the {what} at byte {at}, before the footer \
+                     (the header says the log was closed{hint})"
+                )
+            }
+            (None, FooterState::Lost) => "unknown: the log was closed, but its footer was not \
+                                          found (it was in the skipped damage)"
+                .into(),
+        }
     }
 }
 

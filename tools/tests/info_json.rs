@@ -140,10 +140,12 @@ fn json_summary() {
         json!({
             "kernel_nomem": 2, "kernel_rcvbuf": 0, "kernel_send": 0, "kernel_other": 0,
             "gap_records": 4, "gap_batches": 1, "truncated_batches": 0,
-            "malformed_messages": 0, "socket_errors": 1, "unwritten": 0, "records_lost": 6,
+            "malformed_messages": 0, "socket_errors": 1, "unwritten": 0, "lost_to_damage": 0,
+            "records_lost": 6,
         })
     );
     assert_eq!(v["integrity"]["closed"], true);
+    assert_eq!(v["integrity"]["footer"], "read");
     assert_eq!(v["integrity"]["uncommitted_bytes"], 0);
     assert_eq!(v["integrity"]["error"], Value::Null);
     assert_eq!(v["integrity"]["footer_matches"], true);
@@ -548,4 +550,209 @@ fn skip_damaged_reads_past_a_damaged_frame() {
         text.contains("nothing after it was read (--skip-damaged reads on"),
         "{text}"
     );
+}
+
+/// A closed log without recorder losses: 16 records in a first frame, 4 in
+/// a second, stopped by SIGTERM.
+fn write_lossless_log(dir: &Path) -> PathBuf {
+    let path = dir.join("lossless.log");
+    let mut w = LogWriter::create(&path, &header()).unwrap();
+    let d = [0x45u8; 40];
+    for (i, n) in [16u64, 4].into_iter().enumerate() {
+        for k in 0..n {
+            let ts = T + 100 * i as u64 + k;
+            w.append(&rec(ts, 3, Hook::PRE_ROUTING, Family::IPV4, 17, &d, 40))
+                .unwrap();
+        }
+        w.commit().unwrap();
+    }
+    w.set_stop(StopReason::new(StopCause::Signal, "SIGTERM"));
+    w.finish(T + 5000).unwrap();
+    path
+}
+
+/// Flips a byte in the payload of the first frame; returns its offset.
+fn damage_first_frame(path: &Path) -> usize {
+    let mut bytes = std::fs::read(path).unwrap();
+    let first = header_len(&bytes);
+    bytes[first + 20] ^= 0x5a;
+    std::fs::write(path, &bytes).unwrap();
+    first
+}
+
+fn text_of(args: &[&std::ffi::OsStr]) -> String {
+    let out = info(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Records lost in skipped damage are losses: the losses line and the
+/// JSON's `losses` count them, even when the recorder lost nothing.
+#[test]
+fn skipped_damage_counts_as_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_lossless_log(dir.path());
+    damage_first_frame(&path);
+    let skip = "--skip-damaged".as_ref();
+
+    let text = text_of(&[skip, path.as_os_str()]);
+    assert!(
+        text.contains("losses      16 records lost (lost_to_damage 16)\n"),
+        "{text}"
+    );
+    let out = info(&["--json".as_ref(), skip, path.as_os_str()]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["records"], 4);
+    assert_eq!(v["integrity"]["lost_to_damage"], 16);
+    assert_eq!(v["losses"]["lost_to_damage"], 16);
+    assert_eq!(v["losses"]["records_lost"], 16);
+
+    // Alongside the recorder's own losses, in one total.
+    let path = write_log(dir.path(), true);
+    damage_first_frame(&path);
+    let text = text_of(&[skip, path.as_os_str()]);
+    assert!(
+        text.contains(
+            "losses      8 records lost (kernel_nomem 2, gap_records 4, lost_to_damage 2; \
+             gap_batches 1, socket_errors 1)\n"
+        ),
+        "{text}"
+    );
+    // Not skipping, nothing is lost to damage: what follows it is unread
+    // (here the recorder's loss frames too).
+    let v = json_of(&path);
+    assert_eq!(v["losses"]["lost_to_damage"], 0);
+    assert_eq!(v["losses"]["records_lost"], 0);
+}
+
+/// A closed log damaged before its intact footer: reading that stops at
+/// the damage does not reach the footer and says so (not "no footer");
+/// skipping the damage reads the footer and reports the log closed, with
+/// its stop reason.
+#[test]
+fn footer_after_damage_is_not_reported_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_lossless_log(dir.path());
+    let first = damage_first_frame(&path);
+
+    let text = text_of(&[path.as_os_str()]);
+    assert!(
+        text.contains(&format!(
+            "ended       unknown: reading stopped at the damage at byte {first}, before the \
+             footer (the header says the log was closed; --skip-damaged reads on to it)\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("no footer"), "{text}");
+    let v = json_of(&path);
+    assert_eq!(v["integrity"]["closed"], Value::Null);
+    assert_eq!(v["integrity"]["footer"], "not_reached");
+    assert_eq!(v["stop"], Value::Null);
+
+    let skip = "--skip-damaged".as_ref();
+    let text = text_of(&[skip, path.as_os_str()]);
+    assert!(text.contains("ended       stopped by SIGTERM\n"), "{text}");
+    let out = info(&["--json".as_ref(), skip, path.as_os_str()]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["integrity"]["closed"], true);
+    assert_eq!(v["integrity"]["footer"], "read");
+    assert_eq!(
+        v["stop"],
+        json!({"cause": "signal", "code": 1, "detail": "SIGTERM"})
+    );
+}
+
+/// The footer's state where it is known without it: a log the recorder
+/// never closed has none, even when reading stops at damage; a closed log
+/// whose footer was in the skipped damage lost it.
+#[test]
+fn footer_absent_or_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), false);
+    damage_first_frame(&path);
+    let v = json_of(&path);
+    assert_eq!(v["integrity"]["closed"], false);
+    assert_eq!(v["integrity"]["footer"], "absent");
+    assert!(text_of(&[path.as_os_str()]).contains("ended       - (no footer)\n"));
+
+    // Damage the footer itself (its last payload byte) and skip it.
+    let path = write_lossless_log(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5a;
+    std::fs::write(&path, &bytes).unwrap();
+    let skip = "--skip-damaged".as_ref();
+    let out = info(&["--json".as_ref(), skip, path.as_os_str()]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["records"], 20);
+    assert_eq!(v["integrity"]["closed"], Value::Null);
+    assert_eq!(v["integrity"]["footer"], "lost");
+    assert_eq!(v["integrity"]["lost_to_damage"], Value::Null);
+    assert_eq!(v["losses"].get("lost_to_damage"), None, "unknown: left out");
+    let text = text_of(&[skip, path.as_os_str()]);
+    for needle in [
+        "losses      an unknown number of records lost to damage (the footer, which counts \
+         them, was not found)\n",
+        "ended       unknown: the log was closed, but its footer was not found (it was in the \
+         skipped damage)\n",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+}
+
+/// Fragmented UDP over IPv6 as the NFLOG source records it: the messages
+/// are decoded as imp2-record decodes them, and the summary counts the
+/// first fragment (fragment header, then UDP) under udp. A later fragment
+/// carries no UDP header: it counts as 44 (the fragment header), as the
+/// kernel module reports it.
+#[test]
+fn fragmented_ipv6_udp_from_nflog_counts_as_udp() {
+    use imp2_format::nflog::{Message, PacketMessage, Walker, consts};
+    // IPv6 fd00:199::1 -> fd00:199::2, next header 44 (Fragment).
+    let mut first = vec![0x60, 0, 0, 0, 0x05, 0xa8, 44, 64];
+    first.extend_from_slice(&[0xfd, 0x00, 0x01, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    first.extend_from_slice(&[0xfd, 0x00, 0x01, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let mut later = first.clone();
+    // Fragment header: next header UDP, offset 0, more fragments; then the
+    // UDP header (9999 -> 9999, length 3008) and data.
+    first.extend_from_slice(&[17, 0, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef]);
+    first.extend_from_slice(&[0x27, 0x0f, 0x27, 0x0f, 0x0b, 0xc0, 0x12, 0x34]);
+    first.resize(40 + 1448, 0xab);
+    // The next fragment: offset 1440 (0x05a0 = 180 << 3), data only.
+    later.extend_from_slice(&[17, 0, 0x05, 0xa0, 0xde, 0xad, 0xbe, 0xef]);
+    later.resize(40 + 1448, 0xab);
+    let mut datagram = Vec::new();
+    for payload in [&first, &later] {
+        PacketMessage {
+            family: consts::AF_INET6,
+            group: 5,
+            hw_protocol: 0x86dd,
+            hook: 1,
+            indev: Some(3),
+            payload: Some(payload),
+            ..PacketMessage::default()
+        }
+        .emit(&mut datagram);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frag.log");
+    let mut w = LogWriter::create(&path, &header()).unwrap();
+    for item in Walker::new(&datagram) {
+        let Message::Packet(p) = item.unwrap().message else {
+            panic!("a packet message expected");
+        };
+        w.append(&p.logged().record.unwrap()).unwrap();
+    }
+    w.finish(T).unwrap();
+
+    let v = json_of(&path);
+    assert_eq!(v["protocols"], json!({"udp": 1, "44": 1}));
+    let text = text_of(&[path.as_os_str()]);
+    assert!(text.contains("protocols   44 1, udp 1\n"), "{text}");
 }

@@ -355,13 +355,23 @@ pub fn places(n: usize) -> String {
 /// `12 records lost (kernel_rcvbuf 10, gap_records 2; gap_batches 1)`:
 /// record counts first, then event counts after the `;`.
 pub fn losses_summary(losses: &Losses) -> String {
-    let named = losses.named();
+    losses_summary_with_damage(losses, 0)
+}
+
+/// [`losses_summary`] with `lost_to_damage` records a reader lost in
+/// damaged frames it skipped counted too, as `lost_to_damage N` among the
+/// record counts (and in the total), e.g. `18 records lost (gap_records 2,
+/// lost_to_damage 16)`.
+pub fn losses_summary_with_damage(losses: &Losses, lost_to_damage: u64) -> String {
+    let mut named = losses.named().to_vec();
+    named.push(("lost_to_damage", lost_to_damage));
     let (records, events): (Vec<_>, Vec<_>) =
         named
             .iter()
             .filter(|(_, v)| *v != 0)
             .partition(|(name, _)| {
-                name.starts_with("kernel_") || matches!(*name, "gap_records" | "unwritten")
+                name.starts_with("kernel_")
+                    || matches!(*name, "gap_records" | "unwritten" | "lost_to_damage")
             });
     let join = |v: &[&(&str, u64)]| {
         v.iter()
@@ -369,7 +379,8 @@ pub fn losses_summary(losses: &Losses) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut s = format!("{} records lost", losses.records());
+    let total = losses.records().saturating_add(lost_to_damage);
+    let mut s = format!("{total} records lost");
     match (records.is_empty(), events.is_empty()) {
         (true, true) => {}
         (false, true) => s += &format!(" ({})", join(&records)),
