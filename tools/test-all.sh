@@ -41,6 +41,7 @@ need_pkgs() {
 
 step "installing test dependencies"
 need_pkgs tshark tshark
+need_pkgs tcpdump tcpdump
 need_pkgs cc gcc libc6-dev
 need_pkgs ip iproute2
 need_pkgs mount mount

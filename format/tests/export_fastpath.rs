@@ -4,12 +4,15 @@
 //! several interfaces (named in the header, named later, renamed, never
 //! named) and times that go backwards, exported the way `imp2-convert`
 //! does (writer thread) and read back packet by packet against the log's
-//! own events.
+//! own events, with each link type (the SLL2 header built here from the
+//! record's fields, independently of the exporter).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use imp2_format::export::{Format, epb_flags, export, export_threaded};
+use imp2_format::export::{
+    ExportOptions, Format, LinkType, epb_flags, export, export_threaded, export_threaded_with,
+};
 use imp2_format::log::{Interface, LogEvent, LogHeader, LogReader, LogWriter};
 use imp2_format::record::{Family, Hook};
 use imp2_format::synth::{PacketSynth, SynthOptions};
@@ -91,9 +94,35 @@ fn write_log(path: &std::path::Path, records: u64) {
     w.finish(ts + 1).unwrap();
 }
 
-/// What the log says of every packet: (interface name, time, direction
-/// flags, original length, data).
-fn expected(reader: &LogReader) -> Vec<(String, u64, u32, u32, Vec<u8>)> {
+/// The SLL2 header the exporter must put before `r`'s data, from the
+/// pcap-linktype spec: protocol type, reserved, ifindex, ARPHRD type,
+/// packet type, address length, address; big-endian.
+fn sll2(r: &imp2_format::PacketRecord<'_>) -> Vec<u8> {
+    // The family decides; the data's IP version only without one.
+    let protocol: u16 = match (r.family, r.data.first().map(|b| b >> 4)) {
+        (Family::IPV4, _) => 0x0800,
+        (Family::IPV6, _) => 0x86dd,
+        (_, Some(4)) => 0x0800,
+        (_, Some(6)) => 0x86dd,
+        _ => 0,
+    };
+    let packet_type = match r.hook {
+        Hook::LOCAL_OUT | Hook::POST_ROUTING => 4, // PACKET_OUTGOING
+        _ => 0,                                    // PACKET_HOST
+    };
+    let mut h = Vec::with_capacity(20);
+    h.extend_from_slice(&protocol.to_be_bytes());
+    h.extend_from_slice(&[0, 0]);
+    h.extend_from_slice(&r.ifindex.to_be_bytes());
+    h.extend_from_slice(&0xfffeu16.to_be_bytes()); // ARPHRD_NONE
+    h.extend_from_slice(&[packet_type, 0]);
+    h.extend_from_slice(&[0; 8]);
+    h
+}
+
+/// What the log says of every packet as the export of `link` must show it:
+/// (interface name, time, direction flags, original length, data).
+fn expected(reader: &LogReader, link: LinkType) -> Vec<(String, u64, u32, u32, Vec<u8>)> {
     let mut names: HashMap<u32, String> = reader
         .header()
         .interfaces
@@ -108,12 +137,16 @@ fn expected(reader: &LogReader) -> Vec<(String, u64, u32, u32, Vec<u8>)> {
                     .get(&r.ifindex)
                     .cloned()
                     .unwrap_or_else(|| format!("if{}", r.ifindex));
+                let (header, extra) = match link {
+                    LinkType::Sll2 => (sll2(&r), 20),
+                    LinkType::Raw => (Vec::new(), 0),
+                };
                 out.push((
                     name,
                     r.tstamp_ns,
                     epb_flags(r.hook),
-                    r.orig_len,
-                    r.data.to_vec(),
+                    r.orig_len + extra,
+                    [header, r.data.to_vec()].concat(),
                 ));
             }
             LogEvent::Interface(i) => {
@@ -131,7 +164,13 @@ fn pcapng_fast_path_reads_back_packet_for_packet() {
     let path = dir.path().join("t.log");
     write_log(&path, 30_000);
     let reader = LogReader::open(&path).unwrap();
-    let want = expected(&reader);
+    for link in [LinkType::Sll2, LinkType::Raw] {
+        pcapng_reads_back(&reader, link);
+    }
+}
+
+fn pcapng_reads_back(reader: &LogReader, link: LinkType) {
+    let want = expected(reader, link);
     assert_eq!(want.len(), 30_000);
     assert!(want.iter().any(|p| p.4.len() < p.3 as usize), "some cut");
     for pad in 0..4 {
@@ -142,7 +181,7 @@ fn pcapng_fast_path_reads_back_packet_for_packet() {
     }
 
     let mut out = Vec::new();
-    let report = export_threaded(&reader, Format::Pcapng, &mut out).unwrap();
+    let report = export_threaded_with(reader, Format::Pcapng, &mut out, link).unwrap();
     assert_eq!(report.packets, 30_000);
     // lo, eth0, if5 (unnamed at first) and if9, wg0, eth0-renamed.
     assert_eq!(report.interfaces, 6);
@@ -158,6 +197,8 @@ fn pcapng_fast_path_reads_back_packet_for_packet() {
                     _ => None,
                 });
                 assert_eq!(idb.ts_resolution().resolution(), 9);
+                assert_eq!(u32::from(idb.linktype), link.number());
+                assert_eq!(idb.snaplen as usize, SNAPLEN + link.header_len());
                 names.push(name.unwrap());
             }
             Block::EnhancedPacket(epb) => {
@@ -192,10 +233,15 @@ fn pcapng_fast_path_reads_back_packet_for_packet() {
         assert_eq!(g, w, "packet {i}");
     }
 
-    // Without the writer thread: the same bytes.
-    let mut direct = Vec::new();
-    export(&reader, Format::Pcapng, &mut direct).unwrap();
-    assert!(direct == out);
+    // Without the writer thread: the same bytes; SLL2 by default.
+    if link == LinkType::default() {
+        let mut direct = Vec::new();
+        export(reader, Format::Pcapng, &mut direct).unwrap();
+        assert!(direct == out);
+        let mut threaded = Vec::new();
+        export_threaded(reader, Format::Pcapng, &mut threaded).unwrap();
+        assert!(threaded == out);
+    }
 }
 
 #[test]
@@ -204,13 +250,23 @@ fn pcap_fast_path_reads_back_packet_for_packet() {
     let path = dir.path().join("t.log");
     write_log(&path, 10_000);
     let reader = LogReader::open(&path).unwrap();
-    let want = expected(&reader);
+    for link in [LinkType::Sll2, LinkType::Raw] {
+        pcap_reads_back(&reader, link);
+    }
+}
 
+fn pcap_reads_back(reader: &LogReader, link: LinkType) {
+    let want = expected(reader, link);
     let mut out = Vec::new();
-    let report = export_threaded(&reader, Format::Pcap, &mut out).unwrap();
+    let options = ExportOptions {
+        link_type: link,
+        ..ExportOptions::default()
+    };
+    let report = export_threaded_with(reader, Format::Pcap, &mut out, options).unwrap();
     assert_eq!(report.packets, 10_000);
     let mut pcap = PcapReader::new(&out[..]).unwrap();
-    assert_eq!(pcap.header().snaplen, SNAPLEN as u32);
+    assert_eq!(pcap.header().snaplen as usize, SNAPLEN + link.header_len());
+    assert_eq!(u32::from(pcap.header().datalink), link.number());
     let mut n = 0;
     while let Some(p) = pcap.next_packet() {
         let p = p.unwrap();

@@ -19,7 +19,9 @@
 
 use std::io::Sink;
 
-use imp2_format::export::{Format, export_pcap, export_pcapng, export_with};
+use imp2_format::export::{
+    ExportOptions, Format, LinkType, export_pcap, export_pcapng, export_with,
+};
 use imp2_format::log::{LogEvent, LogReader, OnDamage, ReadErrorKind};
 use libfuzzer_sys::fuzz_target;
 
@@ -106,6 +108,12 @@ fn read_all(log: Vec<u8>) {
     // a missing footer ends the walk.
     skip_all(&reader);
     let _ = export_with(&reader, Format::Pcapng, Sink::default(), OnDamage::Skip);
+    // The other link type: no header in front of the packets.
+    let raw = ExportOptions {
+        on_damage: OnDamage::Skip,
+        link_type: LinkType::Raw,
+    };
+    let _ = export_with(&reader, Format::Pcap, Sink::default(), raw);
 }
 
 fn skip_all(reader: &LogReader) {

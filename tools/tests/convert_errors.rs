@@ -372,7 +372,9 @@ fn damaged_frame_converts_what_is_valid() {
         if pcapng {
             assert_eq!(count_epbs(&written), k);
         } else {
-            assert_eq!(written.len() as u64, 24 + k * (16 + 48));
+            // Header, then per packet a record header, the SLL2 header
+            // and 48 bytes of IP.
+            assert_eq!(written.len() as u64, 24 + k * (16 + 20 + 48));
         }
         assert_eq!(
             tshark_count(&out_file) as u64,

@@ -1,8 +1,10 @@
 //! The end-to-end check of export: a log written with `LogWriter` is
 //! converted by the built `imp2-convert` to pcapng and pcap, and tshark must
 //! agree with the log (and with `imp2-info --json`) on every packet: count,
-//! timestamps to the nanosecond, captured and original lengths, interface
-//! names and direction; and it must read the drop count from the ISB.
+//! timestamps to the nanosecond, captured and original lengths (the log's
+//! plus the 20-byte SLL2 header, or the log's with `--linktype raw`),
+//! interface names, ifindex and direction; and it must read the drop count
+//! from the ISB.
 //!
 //! tshark is required: without it these tests fail and say how to get it.
 
@@ -17,6 +19,8 @@ use serde_json::Value;
 const CONVERT: &str = env!("CARGO_BIN_EXE_imp2-convert");
 const INFO: &str = env!("CARGO_BIN_EXE_imp2-info");
 const SNAPLEN: u32 = 96;
+/// Bytes of the SLL2 header before each packet (the default link type).
+const SLL2: u64 = 20;
 
 // ---------------------------------------------------------------------------
 // Packets with valid headers and checksums.
@@ -169,8 +173,17 @@ impl Expected {
         }
     }
 
-    /// tshark's `frame.protocols` for the network and transport layers.
-    fn protocols(&self) -> String {
+    /// tshark's sll.pkttype: 0 PACKET_HOST, 4 PACKET_OUTGOING.
+    fn sll_pkttype(&self) -> &'static str {
+        match self.hook {
+            Hook::LOCAL_OUT => "4",
+            _ => "0",
+        }
+    }
+
+    /// tshark's `frame.protocols` for the link, network and transport
+    /// layers.
+    fn protocols(&self, link: Link) -> String {
         let net = if self.family == Family::IPV4 {
             "ip"
         } else {
@@ -183,7 +196,27 @@ impl Expected {
             ICMPV6 => "icmpv6",
             _ => unreachable!(),
         };
-        format!("raw:{net}:{tr}")
+        match link {
+            Link::Sll2 => format!("sll:ethertype:{net}:{tr}"),
+            Link::Raw => format!("raw:{net}:{tr}"),
+        }
+    }
+}
+
+/// The link type of an export (`--linktype`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Sll2,
+    Raw,
+}
+
+impl Link {
+    /// Bytes before each IP packet.
+    fn header_len(self) -> u64 {
+        match self {
+            Link::Sll2 => SLL2,
+            Link::Raw => 0,
+        }
     }
 }
 
@@ -367,7 +400,7 @@ fn info_json(log: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("imp2-info --json prints JSON")
 }
 
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 15] = [
     "frame.time_epoch",
     "frame.len",
     "frame.cap_len",
@@ -377,6 +410,8 @@ const FIELDS: [&str; 13] = [
     "frame.protocols",
     "ip.checksum.status",
     "_ws.malformed",
+    "sll.ifindex",
+    "sll.pkttype",
     "udp.checksum.status",
     "tcp.checksum.status",
     "icmp.checksum.status",
@@ -413,6 +448,8 @@ struct Frame {
     protocols: String,
     ip_checksum: String,
     malformed: String,
+    sll_ifindex: String,
+    sll_pkttype: String,
     /// Checksum status of the transport header (whichever is present).
     l4_checksum: String,
 }
@@ -442,7 +479,9 @@ fn parse_frames(stdout: &[u8]) -> Vec<Frame> {
                 protocols: f[6].into(),
                 ip_checksum: f[7].into(),
                 malformed: f[8].into(),
-                l4_checksum: f[9..].concat(),
+                sll_ifindex: f[9].into(),
+                sll_pkttype: f[10].into(),
+                l4_checksum: f[11..].concat(),
             }
         })
         .collect()
@@ -457,8 +496,8 @@ fn tshark_frames(file: &Path) -> Vec<Frame> {
 // Checks.
 
 /// tshark and imp2-info must agree on totals, span and per-interface and
-/// per-direction counts.
-fn check_against_info(frames: &[Frame], info: &Value, with_interfaces: bool) {
+/// per-direction counts; tshark's lengths include `link`'s header.
+fn check_against_info(frames: &[Frame], info: &Value, with_interfaces: bool, link: Link) {
     let u = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"));
     assert_eq!(frames.len() as u64, u(&info["records"]));
     let first = frames.iter().map(|f| f.ns).min().unwrap();
@@ -467,8 +506,9 @@ fn check_against_info(frames: &[Frame], info: &Value, with_interfaces: bool) {
     assert_eq!(last, u(&info["last_ns"]), "last timestamp");
     let cap: u64 = frames.iter().map(|f| f.cap_len).sum();
     let orig: u64 = frames.iter().map(|f| f.len).sum();
-    assert_eq!(cap, u(&info["captured_bytes"]));
-    assert_eq!(orig, u(&info["original_bytes"]));
+    let headers = frames.len() as u64 * link.header_len();
+    assert_eq!(cap, u(&info["captured_bytes"]) + headers);
+    assert_eq!(orig, u(&info["original_bytes"]) + headers);
     if with_interfaces {
         let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
         for f in frames {
@@ -490,15 +530,24 @@ fn check_against_info(frames: &[Frame], info: &Value, with_interfaces: bool) {
 }
 
 /// tshark must agree with the fixture on every packet.
-fn check_against_fixture(frames: &[Frame], fx: &Fixture, pcapng: bool) {
+fn check_against_fixture(frames: &[Frame], fx: &Fixture, pcapng: bool, link: Link) {
     assert_eq!(frames.len(), fx.packets.len());
     for (i, (f, p)) in frames.iter().zip(&fx.packets).enumerate() {
         let ctx = format!("packet {i}: {f:?} vs {p:?}");
         assert_eq!(f.ns, p.ts, "{ctx}");
-        assert_eq!(f.len, p.packet.len() as u64, "{ctx}");
-        assert_eq!(f.cap_len, p.captured().len() as u64, "{ctx}");
-        assert!(f.protocols.starts_with(&p.protocols()), "{ctx}");
+        let header = link.header_len();
+        assert_eq!(f.len, p.packet.len() as u64 + header, "{ctx}");
+        assert_eq!(f.cap_len, p.captured().len() as u64 + header, "{ctx}");
+        assert!(f.protocols.starts_with(&p.protocols(link)), "{ctx}");
         assert_eq!(f.malformed, "", "{ctx}");
+        // SLL2 keeps ifindex and direction in pcap too.
+        match link {
+            Link::Sll2 => {
+                assert_eq!(f.sll_ifindex, p.ifindex.to_string(), "{ctx}");
+                assert_eq!(f.sll_pkttype, p.sll_pkttype(), "{ctx}");
+            }
+            Link::Raw => assert_eq!((&*f.sll_ifindex, &*f.sll_pkttype), ("", ""), "{ctx}"),
+        }
         // A packet cut by the snaplen cannot have its transport checksum
         // verified; all others must be good.
         if p.captured().len() == p.packet.len() {
@@ -518,8 +567,8 @@ fn check_against_fixture(frames: &[Frame], fx: &Fixture, pcapng: bool) {
             };
             assert_eq!(f.flags_dir, flags, "{ctx}");
         } else {
-            assert_eq!(f.ifname, "", "{ctx}: pcap has no interfaces");
-            assert_eq!(f.p2p_dir, "", "{ctx}: pcap has no direction");
+            assert_eq!(f.ifname, "", "{ctx}: pcap has no interface names");
+            assert_eq!(f.p2p_dir, "", "{ctx}: pcap has no direction flags");
         }
     }
     // The fixture itself covers what it claims to.
@@ -546,9 +595,9 @@ fn pcapng_agrees_with_tshark_and_info() {
         String::from_utf8_lossy(&r.stderr)
     );
     let frames = tshark_frames(&out);
-    check_against_fixture(&frames, &fx, true);
+    check_against_fixture(&frames, &fx, true, Link::Sll2);
     let info = info_json(&fx.log);
-    check_against_info(&frames, &info, true);
+    check_against_info(&frames, &info, true, Link::Sll2);
     assert_eq!(info["losses"]["records_lost"], fx.lost);
     // Every interface got its name; the unnamed one the `if<N>` name.
     let names: Vec<&str> = frames.iter().map(|f| f.ifname.as_str()).collect();
@@ -565,16 +614,46 @@ fn pcap_agrees_with_tshark_and_info() {
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert_eq!(stderr.lines().count(), 1, "one notice line: {stderr}");
     assert!(
-        stderr.contains("interface") && stderr.contains("direction"),
+        stderr.contains("interface names") && stderr.contains("SLL2"),
         "{stderr}"
     );
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[..4], &0xA1B2_3C4Du32.to_le_bytes(), "ns magic");
-    assert_eq!(&bytes[16..20], &SNAPLEN.to_le_bytes(), "snaplen");
-    assert_eq!(&bytes[20..24], &101u32.to_le_bytes(), "LINKTYPE_RAW");
+    assert_eq!(&bytes[16..20], &(SNAPLEN + 20).to_le_bytes(), "snaplen");
+    assert_eq!(&bytes[20..24], &276u32.to_le_bytes(), "LINKTYPE_LINUX_SLL2");
     let frames = tshark_frames(&out);
-    check_against_fixture(&frames, &fx, false);
-    check_against_info(&frames, &info_json(&fx.log), false);
+    check_against_fixture(&frames, &fx, false, Link::Sll2);
+    check_against_info(&frames, &info_json(&fx.log), false, Link::Sll2);
+}
+
+/// `--linktype raw`: the IP packets alone, in pcapng and pcap.
+#[test]
+fn raw_link_type_agrees_with_tshark_and_info() {
+    let fx = fixture();
+    let info = info_json(&fx.log);
+    for (name, pcapng) in [("raw.pcapng", true), ("raw.pcap", false)] {
+        let out = fx.dir.join(name);
+        let r = run(Command::new(CONVERT)
+            .arg(&fx.log)
+            .arg("-o")
+            .arg(&out)
+            .args(["--linktype", "raw"]));
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        if pcapng {
+            assert!(stderr.is_empty(), "{stderr}");
+        } else {
+            assert!(
+                stderr.contains("interface names") && stderr.contains("direction"),
+                "{stderr}"
+            );
+            let bytes = std::fs::read(&out).unwrap();
+            assert_eq!(&bytes[16..20], &SNAPLEN.to_le_bytes(), "snaplen");
+            assert_eq!(&bytes[20..24], &101u32.to_le_bytes(), "LINKTYPE_RAW");
+        }
+        let frames = tshark_frames(&out);
+        check_against_fixture(&frames, &fx, pcapng, Link::Raw);
+        check_against_info(&frames, &info, pcapng, Link::Raw);
+    }
 }
 
 #[test]
@@ -605,7 +684,7 @@ fn stdout_pipes_into_tshark() {
         String::from_utf8_lossy(&ts.stderr)
     );
     let frames = parse_frames(&ts.stdout);
-    check_against_fixture(&frames, &fx, true);
+    check_against_fixture(&frames, &fx, true, Link::Sll2);
 
     // Same bytes as writing a file.
     let file = fx.dir.join("file.pcapng");

@@ -7,9 +7,13 @@
 //! the log (only with the number of interfaces). They write into any
 //! [`Write`]; a `BufWriter` around a file gains nothing.
 //!
-//! Records carry the packet from the network header on, so both formats use
-//! `LINKTYPE_RAW` (101), which readers decode as IPv4 or IPv6 from the first
-//! nibble.
+//! Records carry the packet from the network header on. Both formats put a
+//! `LINKTYPE_LINUX_SLL2` (276) header of 20 bytes in front of it by default
+//! (protocol, ifindex, direction): Debian 12's libpcap 1.10.3, and so its
+//! tcpdump, cannot read a pcapng whose several interfaces are
+//! `LINKTYPE_RAW` (101). [`LinkType::Raw`] writes the packet alone, 20
+//! bytes less per packet, for readers that manage (tshark, or tcpdump with
+//! a single interface). See [`link`] and [`ExportOptions`].
 //!
 //! A damaged log does not fail the export: everything valid before the
 //! damage is written, the output is closed properly (pcapng statistics
@@ -26,6 +30,7 @@
 //! therefore always writes `if_tsresol` = 9, which makes the stored value
 //! the exact nanosecond count.
 
+pub mod link;
 mod output;
 mod pcap;
 mod pcapng;
@@ -41,10 +46,8 @@ use crate::log::{
 };
 use crate::record::PacketRecord;
 
+pub use link::{LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, LinkType, SLL2_HEADER_LEN, sll2_header};
 pub use pcapng::{EPB_FLAGS_INBOUND, EPB_FLAGS_OUTBOUND, epb_flags};
-
-/// `LINKTYPE_RAW`: raw IPv4 or IPv6, no link-layer header.
-pub const LINKTYPE_RAW: u32 = 101;
 
 /// Output file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,7 +55,8 @@ pub enum Format {
     /// pcapng: interfaces, direction, statistics and nanosecond times.
     Pcapng,
     /// Classic pcap with nanosecond timestamps (magic `0xA1B23C4D`); keeps
-    /// neither interfaces nor direction nor statistics.
+    /// no interface names and no statistics, and keeps ifindex and
+    /// direction only in the SLL2 header ([`LinkType::Sll2`]).
     Pcap,
 }
 
@@ -89,6 +93,35 @@ impl FromStr for Format {
             Ok(Format::Pcap)
         } else {
             Err(format!("unknown format `{s}` (expected pcapng or pcap)"))
+        }
+    }
+}
+
+/// How to export, beyond the format: what to do at damage, and the link
+/// type. `OnDamage` alone converts into it (the default link type), so
+/// `export_with(reader, format, out, OnDamage::Skip)` reads as before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Stop at the first damaged frame, or skip to the next intact one.
+    pub on_damage: OnDamage,
+    /// Link-layer header type of the packets.
+    pub link_type: LinkType,
+}
+
+impl From<OnDamage> for ExportOptions {
+    fn from(on_damage: OnDamage) -> ExportOptions {
+        ExportOptions {
+            on_damage,
+            ..ExportOptions::default()
+        }
+    }
+}
+
+impl From<LinkType> for ExportOptions {
+    fn from(link_type: LinkType) -> ExportOptions {
+        ExportOptions {
+            link_type,
+            ..ExportOptions::default()
         }
     }
 }
@@ -168,24 +201,27 @@ impl From<std::io::Error> for ExportError {
     }
 }
 
-/// Exports the log `reader` holds to `out` in `format`, then flushes `out`.
+/// Exports the log `reader` holds to `out` in `format`, then flushes `out`
+/// (default [`ExportOptions`]: stop at damage, SLL2).
 pub fn export<W: Write>(
     reader: &LogReader,
     format: Format,
     out: W,
 ) -> Result<ExportReport, ExportError> {
-    export_with(reader, format, out, OnDamage::Stop)
+    export_with(reader, format, out, ExportOptions::default())
 }
 
-/// [`export`], choosing what happens at a damaged frame: stop there, or
-/// skip to the next intact frame ([`ExportReport::skipped`]).
+/// [`export`] with options: what happens at a damaged frame (stop there, or
+/// skip to the next intact frame, [`ExportReport::skipped`]) and the link
+/// type. `options` is an [`ExportOptions`], or an [`OnDamage`] or
+/// [`LinkType`] alone.
 pub fn export_with<W: Write>(
     reader: &LogReader,
     format: Format,
     out: W,
-    on_damage: OnDamage,
+    options: impl Into<ExportOptions>,
 ) -> Result<ExportReport, ExportError> {
-    export_to(reader, format, out, on_damage)
+    export_to(reader, format, out, options.into())
 }
 
 /// The export into any [`output::Output`]: a writer, or the hand-off to a
@@ -194,12 +230,17 @@ fn export_to<O: output::Output>(
     reader: &LogReader,
     format: Format,
     out: O,
-    on_damage: OnDamage,
+    options: ExportOptions,
 ) -> Result<ExportReport, ExportError> {
     let header = reader.header();
+    let (link, on_damage) = (options.link_type, options.on_damage);
     match format {
-        Format::Pcapng => run(reader, pcapng::PcapngSink::new(out, header)?, on_damage),
-        Format::Pcap => run(reader, pcap::PcapSink::new(out, header)?, on_damage),
+        Format::Pcapng => run(
+            reader,
+            pcapng::PcapngSink::new(out, header, link)?,
+            on_damage,
+        ),
+        Format::Pcap => run(reader, pcap::PcapSink::new(out, header, link)?, on_damage),
     }
 }
 
@@ -214,25 +255,25 @@ pub fn export_threaded<W: Write + Send>(
     format: Format,
     out: W,
 ) -> Result<ExportReport, ExportError> {
-    export_threaded_with(reader, format, out, OnDamage::Stop)
+    export_threaded_with(reader, format, out, ExportOptions::default())
 }
 
-/// [`export_threaded`], choosing what happens at a damaged frame (see
-/// [`export_with`]).
+/// [`export_threaded`] with options (see [`export_with`]).
 pub fn export_threaded_with<W: Write + Send>(
     reader: &LogReader,
     format: Format,
     out: W,
-    on_damage: OnDamage,
+    options: impl Into<ExportOptions>,
 ) -> Result<ExportReport, ExportError> {
-    output::with_writer_thread(out, |handoff| export_to(reader, format, handoff, on_damage))
+    let options = options.into();
+    output::with_writer_thread(out, |handoff| export_to(reader, format, handoff, options))
 }
 
 /// Exports to pcapng; see [`export`].
 ///
 /// One SHB (`shb_userappl` `imp2 <version>`, `shb_os` `Linux <kernel
 /// release>`, a comment naming source, host and start); one IDB per
-/// interface (`LINKTYPE_RAW`, the log's snaplen, `if_name`,
+/// interface (`LINKTYPE_LINUX_SLL2`, the log's snaplen + 20, `if_name`,
 /// `if_description` "ifindex N", `if_tsresol` = 9), those of the header
 /// first, later ones when an interface frame or a packet first needs them
 /// (an ifindex the log never named becomes `if<N>`; a new name for a known
@@ -250,12 +291,12 @@ pub fn export_threaded_with<W: Write + Send>(
 /// losses by cause and describing the damage. The real interfaces' ISBs say
 /// 0, so the sum over the ISBs is right and none of them is charged.
 pub fn export_pcapng<W: Write>(reader: &LogReader, out: W) -> Result<ExportReport, ExportError> {
-    export_with(reader, Format::Pcapng, out, OnDamage::Stop)
+    export(reader, Format::Pcapng, out)
 }
 
 /// Exports to classic pcap; see [`export`].
 pub fn export_pcap<W: Write>(reader: &LogReader, out: W) -> Result<ExportReport, ExportError> {
-    export_with(reader, Format::Pcap, out, OnDamage::Stop)
+    export(reader, Format::Pcap, out)
 }
 
 /// What the walk over the log tells the end of an export.
@@ -452,5 +493,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+#[cfg(test)]
+mod link_tests;
 #[cfg(test)]
 mod tests;

@@ -10,9 +10,13 @@
 //!   each time a packet or an interface frame needs one: an interface frame
 //!   for a new ifindex (or a new name for a known one) adds an IDB with that
 //!   name; a packet on an ifindex never named adds an IDB named `if<N>`.
-//!   Every IDB is `LINKTYPE_RAW`, has the log's snaplen, `if_name`,
+//!   Every IDB has the export's link type (`LINKTYPE_LINUX_SLL2` by
+//!   default, `LINKTYPE_RAW` on request; [`super::link`]), the log's
+//!   snaplen plus the link-layer header's length, `if_name`,
 //!   `if_description` "ifindex N" and `if_tsresol` = 9 (nanoseconds);
-//! - one EPB per packet: nanosecond timestamp, captured and original length,
+//! - one EPB per packet: nanosecond timestamp, captured and original length
+//!   (with SLL2 both 20 more than the log's: the SLL2 header, with the
+//!   protocol, ifindex and direction, comes before the IP packet),
 //!   `epb_flags` with the direction (pre-routing = inbound, local-out =
 //!   outbound, unknown hook = 0, "not available");
 //! - at the end one ISB per IDB with `isb_starttime`/`isb_endtime` (first and
@@ -36,6 +40,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use pcap_file::Endianness;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption, InterfaceTsResolution,
@@ -46,8 +51,8 @@ use pcap_file::pcapng::blocks::interface_statistics::{
 use pcap_file::pcapng::blocks::opt_common::CommonOption;
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::pcapng::{PcapNgWriteError, PcapNgWriter};
-use pcap_file::{DataLink, Endianness};
 
+use super::link::{LinkType, SLL2_HEADER_LEN};
 use super::output::{BUF_CAPACITY, FLUSH_AT, Output};
 use super::{Ending, ExportError, Sink, losses_summary, places, read_error_reason};
 use crate::log::{Interface, LogHeader, StopCause};
@@ -89,6 +94,8 @@ pub(crate) struct PcapngSink<O> {
     /// interface state for them; the EPBs, one per packet, are appended to
     /// its buffer by [`put_epb`] instead (see there why).
     writer: PcapNgWriter<Vec<u8>>,
+    link: LinkType,
+    /// Of every IDB: the log's, plus the link-layer header.
     snaplen: u32,
     /// One entry per IDB written, by interface id.
     stats: Vec<IfStats>,
@@ -130,10 +137,12 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Appends one Enhanced Packet Block, little-endian, to `buf`: the same
-/// bytes `pcap-file`'s encoder writes for an EPB whose only option is
-/// `epb_flags` on an interface with `if_tsresol` = 9 (the tests compare the
-/// two).
+/// Appends one Enhanced Packet Block, little-endian, to `buf`, whose
+/// packet is `link` (the link-layer header, empty for `LINKTYPE_RAW`)
+/// followed by `data`, `orig_len` bytes of IP packet in the original: the
+/// same bytes `pcap-file`'s encoder writes for an EPB of `link` + `data`
+/// whose only option is `epb_flags` on an interface with `if_tsresol` = 9
+/// (the tests compare the two).
 ///
 /// Hand-encoded because this is the exporter's inner loop and `pcap-file`
 /// is slow at it: per block it validates the interface through its state,
@@ -145,18 +154,22 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
 ///
 /// `None`, with nothing written, when the block would be longer than a
 /// pcapng block length can say (4 GiB), which a log record cannot reach.
+/// An original length that the header would take past 4 GiB saturates.
 #[inline]
 pub(super) fn put_epb(
     buf: &mut Vec<u8>,
     interface_id: u32,
     ts_ns: u64,
     orig_len: u32,
+    link: &[u8],
     data: &[u8],
     flags: u32,
 ) -> Option<()> {
-    let cap = u32::try_from(data.len()).ok()?;
-    let pad = data.len().wrapping_neg() & 3;
-    let total = u32::try_from(EPB_OVERHEAD + data.len() + pad).ok()?;
+    let packet_len = link.len() + data.len();
+    let cap = u32::try_from(packet_len).ok()?;
+    let orig_len = orig_len.saturating_add(link.len() as u32);
+    let pad = packet_len.wrapping_neg() & 3;
+    let total = u32::try_from(EPB_OVERHEAD + packet_len + pad).ok()?;
     let mut head = [0u8; 28];
     head[0..4].copy_from_slice(&6u32.to_le_bytes()); // block type: EPB
     head[4..8].copy_from_slice(&total.to_le_bytes());
@@ -175,13 +188,14 @@ pub(super) fn put_epb(
     t[12..16].copy_from_slice(&total.to_le_bytes());
     buf.reserve(total as usize);
     buf.extend_from_slice(&head);
+    buf.extend_from_slice(link);
     buf.extend_from_slice(data);
     buf.extend_from_slice(&tail[..pad + 16]);
     Some(())
 }
 
 impl<O: Output> PcapngSink<O> {
-    pub(crate) fn new(out: O, header: &LogHeader) -> Result<Self, ExportError> {
+    pub(crate) fn new(out: O, header: &LogHeader, link: LinkType) -> Result<Self, ExportError> {
         let mut options = vec![SectionHeaderOption::UserApplication(Cow::Owned(format!(
             "imp2 {}",
             env!("CARGO_PKG_VERSION")
@@ -210,7 +224,8 @@ impl<O: Output> PcapngSink<O> {
         let mut sink = PcapngSink {
             out,
             writer,
-            snaplen: header.snaplen,
+            link,
+            snaplen: link.snaplen(header.snaplen),
             stats: Vec::new(),
             by_ifindex: HashMap::new(),
             last_if: None,
@@ -226,7 +241,7 @@ impl<O: Output> PcapngSink<O> {
         let id = u32::try_from(self.stats.len())
             .map_err(|_| std::io::Error::other("more than 2^32 interfaces"))?;
         let idb = InterfaceDescriptionBlock {
-            linktype: DataLink::RAW,
+            linktype: self.link.data_link(),
             snaplen: self.snaplen,
             options: vec![
                 InterfaceDescriptionOption::IfName(fit_option(name)),
@@ -287,9 +302,11 @@ impl<'r, O: Output> Sink<'r> for PcapngSink<O> {
         s.first_ns = s.first_ns.min(ns);
         s.last_ns = s.last_ns.max(ns);
         let flags = epb_flags(record.hook);
+        let mut scratch = [0u8; SLL2_HEADER_LEN];
+        let link = self.link.header(record, &mut scratch);
         let buf = self.writer.get_mut();
         if record.data.len() > record.orig_len as usize
-            || put_epb(buf, id, ns, record.orig_len, record.data, flags).is_none()
+            || put_epb(buf, id, ns, record.orig_len, link, record.data, flags).is_none()
         {
             // Nothing the log reader hands out (it checks captured <=
             // original length; a record is far below 4 GiB): leave it to
@@ -297,8 +314,8 @@ impl<'r, O: Output> Sink<'r> for PcapngSink<O> {
             let epb = EnhancedPacketBlock {
                 interface_id: id,
                 timestamp: Duration::from_nanos(ns),
-                original_len: record.orig_len,
-                data: Cow::Borrowed(record.data),
+                original_len: record.orig_len.saturating_add(link.len() as u32),
+                data: Cow::Owned([link, record.data].concat()),
                 options: vec![EnhancedPacketOption::Flags(flags)],
             };
             self.writer.write_pcapng_block(epb).map_err(|e| match e {

@@ -14,9 +14,9 @@ use super::*;
 use crate::record::{Family, Hook, PacketRecord};
 
 /// 2023-11-14T22:13:20.123456789Z
-const T0: u64 = 1_700_000_000_123_456_789;
+pub(super) const T0: u64 = 1_700_000_000_123_456_789;
 
-fn header() -> LogHeader {
+pub(super) fn header() -> LogHeader {
     LogHeader {
         version: (1, 1),
         created_ns: T0 - 1_000,
@@ -32,9 +32,9 @@ fn header() -> LogHeader {
     }
 }
 
-const DATA: [u8; 5] = [0x45, 0x00, 0x00, 0x3c, 0x12];
+pub(super) const DATA: [u8; 5] = [0x45, 0x00, 0x00, 0x3c, 0x12];
 
-fn record(ts: u64, ifindex: u32, hook: Hook) -> PacketRecord<'static> {
+pub(super) fn record(ts: u64, ifindex: u32, hook: Hook) -> PacketRecord<'static> {
     PacketRecord {
         tstamp_ns: ts,
         ifindex,
@@ -50,7 +50,7 @@ fn record(ts: u64, ifindex: u32, hook: Hook) -> PacketRecord<'static> {
 const CLOSED_NS: u64 = T0 + 5_000_000_000;
 
 /// The end of a cleanly closed log (a footer) with these losses.
-fn ending(header: &LogHeader, losses: Losses) -> Ending<'_> {
+pub(super) fn ending(header: &LogHeader, losses: Losses) -> Ending<'_> {
     // Leaked: a test's one footer, borrowed for the `Ending`'s lifetime.
     let footer: &'static Footer = Box::leak(Box::new(Footer {
         closed_ns: CLOSED_NS,
@@ -66,11 +66,13 @@ fn ending(header: &LogHeader, losses: Losses) -> Ending<'_> {
     }
 }
 
+/// The EPB of `LINKTYPE_RAW`: the IP packet alone (the SLL2 form is in
+/// `link_tests`).
 #[test]
 fn epb_golden_bytes() {
     let h = header();
     let mut out = Vec::new();
-    let mut sink = PcapngSink::new(&mut out, &h).unwrap();
+    let mut sink = PcapngSink::new(&mut out, &h, LinkType::Raw).unwrap();
     sink.record(0, &record(T0, 2, Hook::PRE_ROUTING)).unwrap();
     sink.flush_buffer().unwrap();
     drop(sink);
@@ -96,11 +98,12 @@ fn epb_golden_bytes() {
     assert_eq!(epb, golden);
 }
 
+/// An IDB of `LINKTYPE_RAW` (the SLL2 form is in `link_tests`).
 #[test]
 fn idb_golden_bytes() {
     let h = header();
     let mut out = Vec::new();
-    PcapngSink::new(&mut out, &h)
+    PcapngSink::new(&mut out, &h, LinkType::Raw)
         .unwrap()
         .flush_buffer()
         .unwrap();
@@ -127,11 +130,12 @@ fn idb_golden_bytes() {
     assert_eq!(idb, golden);
 }
 
+/// A pcap file of `LINKTYPE_RAW` (the SLL2 form is in `link_tests`).
 #[test]
 fn pcap_golden_bytes() {
     let h = header();
     let mut out = Vec::new();
-    let mut sink = PcapSink::new(&mut out, &h).unwrap();
+    let mut sink = PcapSink::new(&mut out, &h, LinkType::Raw).unwrap();
     sink.record(0, &record(T0, 2, Hook::LOCAL_OUT)).unwrap();
     sink.finish(&ending(&h, Losses::default())).unwrap();
     #[rustfmt::skip]
@@ -159,7 +163,7 @@ fn pcap_refuses_data_longer_than_snaplen() {
     let mut h = header();
     h.snaplen = 4;
     let mut out = Vec::new();
-    let mut sink = PcapSink::new(&mut out, &h).unwrap();
+    let mut sink = PcapSink::new(&mut out, &h, LinkType::default()).unwrap();
     let err = sink.record(7, &record(T0, 2, Hook::LOCAL_OUT)).unwrap_err();
     assert!(
         matches!(err, ExportError::Encode { packet: 7, .. }),
@@ -178,7 +182,7 @@ fn pcapng_reads_back() {
     losses.gap_records = 2;
     losses.gap_batches = 1;
     let mut out = Vec::new();
-    let mut sink = PcapngSink::new(&mut out, &h).unwrap();
+    let mut sink = PcapngSink::new(&mut out, &h, LinkType::Sll2).unwrap();
     sink.record(0, &record(T0, 2, Hook::PRE_ROUTING)).unwrap();
     sink.interface(&Interface {
         ifindex: 5,
@@ -206,8 +210,8 @@ fn pcapng_reads_back() {
     while let Some(block) = reader.next_block() {
         match block.unwrap().0 {
             Block::InterfaceDescription(idb) => {
-                assert_eq!(u32::from(idb.linktype), LINKTYPE_RAW);
-                assert_eq!(idb.snaplen, 96);
+                assert_eq!(u32::from(idb.linktype), LINKTYPE_LINUX_SLL2);
+                assert_eq!(idb.snaplen, 96 + 20);
                 assert_eq!(idb.ts_resolution().resolution(), 9);
                 for o in &idb.options {
                     if let InterfaceDescriptionOption::IfName(n) = o {
@@ -289,7 +293,7 @@ fn pcapng_reads_back() {
 fn renamed_interface_gets_a_new_idb() {
     let h = header();
     let mut out = Vec::new();
-    let mut sink = PcapngSink::new(&mut out, &h).unwrap();
+    let mut sink = PcapngSink::new(&mut out, &h, LinkType::default()).unwrap();
     sink.record(0, &record(T0, 4, Hook::PRE_ROUTING)).unwrap();
     sink.interface(&Interface {
         ifindex: 4,
@@ -317,7 +321,7 @@ fn no_interface_but_losses_gets_an_any_idb() {
     let mut losses = Losses::default();
     losses.kernel[0] = 3;
     let mut out = Vec::new();
-    let sink = PcapngSink::new(&mut out, &h).unwrap();
+    let sink = PcapngSink::new(&mut out, &h, LinkType::default()).unwrap();
     assert_eq!(sink.finish(&ending(&h, losses)).unwrap(), 1);
     let mut reader = PcapNgReader::new(&out[..]).unwrap();
     let mut drops = None;
@@ -449,14 +453,21 @@ fn export_reports_how_it_ended() {
     let damage = report.damage.expect("damage reported");
     assert_eq!(damage.offset, second as u64);
     assert!(matches!(damage.kind, ReadErrorKind::BadChecksum { .. }));
-    assert_eq!(out.len(), 24 + 5 * (16 + DATA.len()));
+    assert_eq!(out.len(), 24 + 5 * (16 + SLL2_HEADER_LEN + DATA.len()));
     assert!(read_error_reason(&damage.kind).starts_with("damaged frame: checksum mismatch"));
 }
 
 /// The same EPB through `pcap-file`'s encoder, the reference for
 /// [`super::pcapng::put_epb`]: a section with `ids` IDBs, all with
 /// `if_tsresol` = 9 as the exporter writes them.
-fn pcap_file_epb(ids: u32, id: u32, ts: u64, orig_len: u32, data: &[u8], flags: u32) -> Vec<u8> {
+pub(super) fn pcap_file_epb(
+    ids: u32,
+    id: u32,
+    ts: u64,
+    orig_len: u32,
+    data: &[u8],
+    flags: u32,
+) -> Vec<u8> {
     use pcap_file::DataLink;
     use pcap_file::pcapng::PcapNgWriter;
     use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
@@ -497,7 +508,7 @@ fn put_epb_matches_pcap_file() {
                 let d = &data[..len];
                 let orig = len as u32 + 7;
                 let mut fast = vec![0xAA]; // appends after what is there
-                super::pcapng::put_epb(&mut fast, id, ts, orig, d, flags).unwrap();
+                super::pcapng::put_epb(&mut fast, id, ts, orig, &[], d, flags).unwrap();
                 let reference = pcap_file_epb(3, id, ts, orig, d, flags);
                 assert_eq!(
                     fast[1..],
@@ -521,6 +532,7 @@ fn epb_golden_bytes_unpadded() {
         1,
         0x0000_0001_0000_0002,
         1500,
+        &[],
         &[0x60, 0, 0, 0],
         0,
     )
@@ -561,7 +573,7 @@ fn put_record_matches_pcap_file() {
         for ts in [0, T0, last_ts] {
             let d = &data[..len];
             let mut fast = Vec::new();
-            assert!(super::pcap::put_record(&mut fast, 1500, ts, 1600, d));
+            assert!(super::pcap::put_record(&mut fast, 1500, ts, 1600, &[], d));
             let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
             let p = PcapPacket::new(Duration::from_nanos(ts), 1600, d).unwrap();
             w.write_packet(&p).unwrap();
@@ -575,10 +587,25 @@ fn put_record_matches_pcap_file() {
         1500,
         last_ts + 1,
         10,
+        &[],
         &data[..1]
     ));
-    assert!(!super::pcap::put_record(&mut buf, 4, T0, 10, &data[..5]));
-    assert!(!super::pcap::put_record(&mut buf, 1500, T0, 4, &data[..5]));
+    assert!(!super::pcap::put_record(
+        &mut buf,
+        4,
+        T0,
+        10,
+        &[],
+        &data[..5]
+    ));
+    assert!(!super::pcap::put_record(
+        &mut buf,
+        1500,
+        T0,
+        4,
+        &[],
+        &data[..5]
+    ));
     assert!(buf.is_empty());
 }
 
@@ -586,7 +613,7 @@ fn put_record_matches_pcap_file() {
 fn pcap_refuses_times_past_2106() {
     let h = header();
     let mut out = Vec::new();
-    let mut sink = PcapSink::new(&mut out, &h).unwrap();
+    let mut sink = PcapSink::new(&mut out, &h, LinkType::default()).unwrap();
     let late = (u64::from(u32::MAX) + 1) * 1_000_000_000;
     let err = sink
         .record(3, &record(late, 2, Hook::LOCAL_OUT))
@@ -735,7 +762,7 @@ fn strings_longer_than_an_option_are_cut() {
     h.hostname = "é".repeat(40_000);
     h.interfaces[0].name = "x".repeat(70_000);
     let mut out = Vec::new();
-    let mut sink = PcapngSink::new(&mut out, &h).unwrap();
+    let mut sink = PcapngSink::new(&mut out, &h, LinkType::default()).unwrap();
     sink.record(0, &record(T0, 2, Hook::PRE_ROUTING)).unwrap();
     assert_eq!(sink.finish(&ending(&h, Losses::default())).unwrap(), 1);
 
@@ -792,7 +819,7 @@ fn a_run_cut_short_is_noted_and_a_requested_stop_is_not() {
             ..Footer::default()
         };
         let mut out = Vec::new();
-        let mut sink = PcapngSink::new(&mut out, &h).unwrap();
+        let mut sink = PcapngSink::new(&mut out, &h, LinkType::default()).unwrap();
         sink.record(0, &record(T0, 2, Hook::PRE_ROUTING)).unwrap();
         let end = Ending {
             footer: Some(&footer),

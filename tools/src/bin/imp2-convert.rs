@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use imp2_format::export::{
-    ExportError, ExportReport, Format, export_threaded_with, io_reason, places,
+    ExportError, ExportOptions, ExportReport, Format, LinkType, export_threaded_with, io_reason,
+    places,
 };
 use imp2_format::log::{OnDamage, ReadErrorKind};
 use imp2_tools::{Failure, describe_read_error, open_log};
@@ -25,8 +26,20 @@ enum FormatArg {
     Pcap,
 }
 
-/// Convert an imp2 log to pcapng or classic pcap (LINKTYPE_RAW, nanosecond
-/// timestamps).
+/// Link-layer header type of the packets written.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LinkTypeArg {
+    /// LINKTYPE_LINUX_SLL2: a 20-byte header with ifindex and direction
+    /// before each IP packet; read by tcpdump, tshark and Wireshark.
+    Sll2,
+    /// LINKTYPE_RAW: the IP packet alone, 20 bytes less per packet. Debian
+    /// 12's tcpdump (libpcap 1.10.3) reads such a pcapng only when it has a
+    /// single interface; tshark reads it always.
+    Raw,
+}
+
+/// Convert an imp2 log to pcapng or classic pcap (LINKTYPE_LINUX_SLL2 by
+/// default, nanosecond timestamps).
 ///
 /// The format comes from --format, or else from the output's extension
 /// (.pcapng or .pcap); `-o -` writes to stdout, pcapng unless --format says
@@ -61,6 +74,11 @@ struct Args {
     /// status is then 0.
     #[arg(long)]
     skip_damaged: bool,
+    /// Link-layer header type: sll2 (default) puts a 20-byte Linux cooked
+    /// v2 header, with ifindex and direction, before each IP packet; raw
+    /// writes the IP packet alone.
+    #[arg(long, value_enum, value_name = "TYPE", default_value = "sll2")]
+    linktype: LinkTypeArg,
 }
 
 fn main() -> ExitCode {
@@ -103,13 +121,19 @@ fn run(args: &Args) -> Result<(), Failure> {
     }
 
     let reader = open_log(&args.log)?;
-    let on_damage = if args.skip_damaged {
-        OnDamage::Skip
-    } else {
-        OnDamage::Stop
+    let options = ExportOptions {
+        on_damage: if args.skip_damaged {
+            OnDamage::Skip
+        } else {
+            OnDamage::Stop
+        },
+        link_type: match args.linktype {
+            LinkTypeArg::Sll2 => LinkType::Sll2,
+            LinkTypeArg::Raw => LinkType::Raw,
+        },
     };
     let report = if to_stdout {
-        pcap_notice(format);
+        pcap_notice(format, options.link_type);
         // The exporter hands over a few hundred KiB per write: to a file of
         // our own on a duplicate of fd 1 rather than through `Stdout`,
         // whose line buffering would search every piece for newlines.
@@ -118,7 +142,7 @@ fn run(args: &Args) -> Result<(), Failure> {
             .try_clone_to_owned()
             .map(File::from)
             .map_err(|e| Failure::runtime(format!("stdout: {}", io_reason(&e))))?;
-        match export_threaded_with(&reader, format, stdout, on_damage) {
+        match export_threaded_with(&reader, format, stdout, options) {
             Ok(report) => report,
             // The reader went away (`| head`, `tshark -c N`): it has what it
             // wanted; say nothing, like a tool killed by SIGPIPE.
@@ -134,12 +158,12 @@ fn run(args: &Args) -> Result<(), Failure> {
                 io_reason(&e)
             ))
         })?;
-        pcap_notice(format);
+        pcap_notice(format, options.link_type);
         // No BufWriter: the exporter buffers itself, and writes its pieces
         // from a second thread, so that the kernel's copy into the page
         // cache overlaps with reading the log. No fsync unless asked (see
         // `--sync`): it made the conversion wait for the disk.
-        let report = export_threaded_with(&reader, format, &file, on_damage);
+        let report = export_threaded_with(&reader, format, &file, options);
         let report = report.and_then(|r| {
             // Only files and block devices have anything to flush: fsync
             // of a pipe or a character device (`-o /dev/null`) fails with
@@ -202,12 +226,19 @@ fn warn_damage(log: &Path, report: &ExportReport) {
     }
 }
 
-fn pcap_notice(format: Format) {
-    if format == Format::Pcap {
-        eprintln!(
-            "{TOOL}: note: classic pcap keeps neither interface names nor direction \
-             nor drop counts; use pcapng to keep them"
-        );
+fn pcap_notice(format: Format, link_type: LinkType) {
+    if format != Format::Pcap {
+        return;
+    }
+    match link_type {
+        LinkType::Sll2 => eprintln!(
+            "{TOOL}: note: classic pcap keeps neither interface names nor drop counts \
+             (ifindex and direction are in the SLL2 header); use pcapng to keep them"
+        ),
+        LinkType::Raw => eprintln!(
+            "{TOOL}: note: classic pcap with --linktype raw keeps neither interface names \
+             nor direction nor drop counts; use pcapng to keep them"
+        ),
     }
 }
 
