@@ -136,11 +136,20 @@ static struct sk_buff *imp2_batch_alloc(const struct imp2_session *s,
 			 GFP_ATOMIC | __GFP_NOWARN);
 }
 
-/* Transport protocol of an IPv4 or IPv6 packet, or IMP2_PROTO_UNKNOWN. */
+/*
+ * Transport protocol of an IPv4 or IPv6 packet, or IMP2_PROTO_UNKNOWN.
+ *
+ * ipv6_skip_exthdr() stops at the fragment header of a later fragment,
+ * which has no transport header. That header's next header still names
+ * the datagram's protocol, as an IPv4 fragment's protocol field does: it
+ * is what is reported, so that every fragment of a UDP datagram is UDP in
+ * both families (and --proto udp records them all).
+ */
 static u8 imp2_protocol(const struct sk_buff *skb, u8 pf)
 {
 	__be16 frag_off;
-	u8 nexthdr;
+	const u8 *inner;
+	u8 nexthdr, buf;
 	int off;
 
 	if (pf == NFPROTO_IPV4)
@@ -149,7 +158,13 @@ static u8 imp2_protocol(const struct sk_buff *skb, u8 pf)
 	nexthdr = ipv6_hdr(skb)->nexthdr;
 	off = ipv6_skip_exthdr(skb, skb_network_offset(skb) +
 			       sizeof(struct ipv6hdr), &nexthdr, &frag_off);
-	return off < 0 ? IMP2_PROTO_UNKNOWN : nexthdr;
+	if (off < 0)
+		return IMP2_PROTO_UNKNOWN;
+	if (nexthdr != NEXTHDR_FRAGMENT)
+		return nexthdr;
+	/* off is the fragment header's; its first byte is the next header. */
+	inner = skb_header_pointer(skb, off, sizeof(buf), &buf);
+	return inner ? *inner : IMP2_PROTO_UNKNOWN;
 }
 
 static bool imp2_wants_protocol(const struct imp2_session *s, u8 proto)

@@ -751,9 +751,13 @@ pub fn ip_orig_len(family: Family, data: &[u8]) -> u32 {
 
 /// Transport protocol of an IP packet: the IPv4 protocol field; for IPv6
 /// the next header after the extension headers, as the kernel's
-/// `ipv6_skip_exthdr` finds it (a non-first fragment gives 44, the fragment
-/// header). [`PROTO_UNKNOWN`] when the captured bytes end first or there
-/// is no next header. A chain cut by the snaplen gives unknown, not the
+/// `ipv6_skip_exthdr` walks them (the module's `imp2_protocol` does the
+/// same). A later fragment has no transport header: it gets its fragment
+/// header's next header, the protocol of the datagram it belongs to, as an
+/// IPv4 fragment carries it in its protocol field, so that every fragment
+/// of a UDP datagram counts as UDP in both families (44, the fragment
+/// header itself, named no protocol a user asked about). [`PROTO_UNKNOWN`]
+/// when the captured bytes end first or there is no next header. A chain cut by the snaplen gives unknown, not the
 /// last next header reached: that would name an extension header as the
 /// protocol, and 44 would read as a later fragment. The one function every
 /// protocol taken from packet bytes comes from (the NFLOG source's
@@ -791,7 +795,8 @@ fn ipv6_protocol(data: &[u8]) -> u8 {
         let len = match next {
             FRAGMENT => {
                 if u16::from_be_bytes([f0, f1]) & !7 != 0 {
-                    break; // not the first fragment: no transport header
+                    // A later fragment: its data is not a header.
+                    return nh;
                 }
                 8
             }
@@ -1357,10 +1362,11 @@ mod tests {
         p.extend_from_slice(&[44, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // -> frag, 16
         p.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 1]); // first fragment -> UDP
         assert_eq!(ip_protocol(Family::IPV6, &p), 17);
-        // A non-first fragment stops at the fragment header.
+        // A non-first fragment stops at the fragment header and takes the
+        // protocol it names.
         let n = p.len();
         p[n - 6] = 0x05;
-        assert_eq!(ip_protocol(Family::IPV6, &p), 44);
+        assert_eq!(ip_protocol(Family::IPV6, &p), 17);
         // Cut short inside the chain: unknown.
         assert_eq!(ip_protocol(Family::IPV6, &p[..50]), PROTO_UNKNOWN);
         // No next header.

@@ -2,8 +2,9 @@
 //! them (from the network header on), which `ip_protocol` derives as the
 //! imp2 kernel module does with `ipv6_skip_exthdr` (kmod/imp2_capture.c,
 //! `imp2_protocol`): IPv6 extension headers are skipped; a non-first
-//! fragment gives 44 (the fragment header: it carries no transport
-//! header); no next header (59), a chain that runs past the captured bytes
+//! fragment, which carries no transport header, gives its fragment header's
+//! next header (the datagram's protocol, as an IPv4 fragment's protocol
+//! field says); no next header (59), a chain that runs past the captured bytes
 //! (a snaplen cut) or fewer bytes than the IP header give 255, unknown.
 
 use imp2_format::Family;
@@ -60,12 +61,13 @@ fn first_fragment_gives_the_transport_protocol() {
     assert_eq!(ip_protocol(Family::IPV6, &first_fragment()), 17);
 }
 
-/// A later fragment has no transport header: the module (and this) stop at
-/// the fragment header, 44, rather than name a protocol whose header is not
-/// in the packet.
+/// A later fragment has no transport header: it gets the protocol its
+/// fragment header names (the datagram's), as every IPv4 fragment carries
+/// it in its protocol field. It used to be 44, the fragment header itself,
+/// so that imp2-info counted the later fragments of UDP as protocol `44`.
 #[test]
 #[rustfmt::skip]
-fn non_first_fragment_gives_the_fragment_header() {
+fn non_first_fragment_gives_the_datagrams_protocol() {
     let mut p = ipv6(44, 8 + 1568);
     p.extend_from_slice(&[
         17,                     // fragment header: next header UDP
@@ -74,12 +76,19 @@ fn non_first_fragment_gives_the_fragment_header() {
         0xde, 0xad, 0xbe, 0xef, //   identification
     ]);
     p.resize(40 + 8 + 1568, 0xab); // data, no UDP header
-    assert_eq!(ip_protocol(Family::IPV6, &p), 44);
-    // An offset of 8 bytes (the lowest bit of the offset field) is enough.
+    assert_eq!(ip_protocol(Family::IPV6, &p), 17);
+    // The same for a TCP datagram: it is the header's field, not a constant.
+    p[40] = 6;
+    assert_eq!(ip_protocol(Family::IPV6, &p), 6);
+    p[40] = 17;
+    // An offset of 8 bytes (the lowest bit of the offset field) is enough;
+    // the data after the header is not read (0xab would be ICMP-less junk).
     p[42] = 0x00;
     p[43] = 0x08;
-    assert_eq!(ip_protocol(Family::IPV6, &p), 44);
-    // The M and reserved bits are not part of the offset.
+    p[48] = 0x3a;
+    assert_eq!(ip_protocol(Family::IPV6, &p), 17);
+    // The M and reserved bits are not part of the offset: a first fragment,
+    // whose chain goes on to the transport header.
     p[43] = 0x07;
     assert_eq!(ip_protocol(Family::IPV6, &p), 17);
 }
@@ -142,7 +151,7 @@ fn esp_and_no_next_header_end_the_chain() {
 }
 
 /// A snaplen that cuts the chain: unknown, never the last extension header
-/// reached (44 would read as a non-first fragment, 0 as a protocol).
+/// reached (44 would name the fragment header, 0 hop-by-hop, as protocols).
 #[test]
 fn a_chain_cut_by_the_snaplen_is_unknown() {
     let p = first_fragment();

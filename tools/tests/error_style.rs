@@ -90,3 +90,69 @@ fn with_json_a_failure_is_a_json_object() {
         );
     }
 }
+
+/// Classic pcap was asked for by name: no note about what it lacks, except
+/// the one thing a user may not know it drops, the run's losses, said once.
+#[test]
+fn the_pcap_note_is_said_once_and_only_for_losses() {
+    use imp2_format::log::{Interface, LogHeader, LogWriter, Losses};
+    use imp2_format::{Family, Hook, PacketRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, lost: u64| {
+        let path = dir.path().join(name);
+        let header = LogHeader {
+            snaplen: 256,
+            tsresol_digits: 9,
+            created_ns: 1_700_000_000_000_000_000,
+            interfaces: vec![Interface {
+                ifindex: 1,
+                name: "lo".into(),
+            }],
+            ..LogHeader::default()
+        };
+        let mut w = LogWriter::create(&path, &header).unwrap();
+        let mut data = [0u8; 28];
+        data[0] = 0x45;
+        data[3] = 28;
+        data[9] = 17;
+        w.append(&PacketRecord {
+            tstamp_ns: 1_700_000_000_000_000_001,
+            ifindex: 1,
+            orig_len: 28,
+            hook: Hook::PRE_ROUTING,
+            family: Family::IPV4,
+            protocol: 17,
+            data: &data,
+        })
+        .unwrap();
+        let losses = Losses {
+            gap_records: lost,
+            ..Losses::default()
+        };
+        w.finish_with_losses(&losses, 1_700_000_001_000_000_000)
+            .unwrap();
+        path
+    };
+    let clean = write("clean.log", 0);
+    let lossy = write("lossy.log", 7);
+    for (log, out, note) in [
+        (&clean, "a.pcap", None),
+        (&lossy, "b.pcapng", None),
+        (
+            &lossy,
+            "c.pcap",
+            Some(
+                "imp2-convert: note: classic pcap has no place for the 7 packets this recording \
+                 lost (`imp2-info` lists them; pcapng keeps them in its interface statistics)\n",
+            ),
+        ),
+    ] {
+        let out = dir.path().join(out);
+        let o = run(
+            CONVERT,
+            &[log.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{o:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), note.unwrap_or(""));
+    }
+}

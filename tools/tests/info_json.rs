@@ -706,10 +706,10 @@ fn footer_absent_or_lost() {
 }
 
 /// Fragmented UDP over IPv6 as the NFLOG source records it: the messages
-/// are decoded as imp2-record decodes them, and the summary counts the
-/// first fragment (fragment header, then UDP) under udp. A later fragment
-/// carries no UDP header: it counts as 44 (the fragment header), as the
-/// kernel module reports it.
+/// are decoded as imp2-record decodes them, and the summary counts both
+/// fragments under udp: the first (fragment header, then UDP) and the
+/// later one, which carries no UDP header but whose fragment header says
+/// UDP (it counted as protocol `44`, the fragment header, before).
 #[test]
 fn fragmented_ipv6_udp_from_nflog_counts_as_udp() {
     use imp2_format::nflog::{Message, PacketMessage, Walker, consts};
@@ -752,7 +752,7 @@ fn fragmented_ipv6_udp_from_nflog_counts_as_udp() {
     w.finish(T).unwrap();
 
     let v = json_of(&path);
-    assert_eq!(v["protocols"], json!({"udp": 1, "44": 1}));
+    assert_eq!(v["protocols"], json!({"udp": 2}));
     let text = text_of(&[path.as_os_str()]);
-    assert!(text.contains("protocols   44 1, udp 1\n"), "{text}");
+    assert!(text.contains("protocols   udp 2\n"), "{text}");
 }

@@ -22,7 +22,8 @@ const TOOL: &str = "imp2-convert";
 enum FormatArg {
     /// pcapng: interface names, direction, drop statistics, ns timestamps.
     Pcapng,
-    /// Classic pcap, ns timestamps; loses interfaces and direction.
+    /// Classic pcap, ns timestamps; keeps ifindex and direction (in the
+    /// SLL2 header) but not interface names or drop statistics.
     Pcap,
 }
 
@@ -133,7 +134,6 @@ fn run(args: &Args) -> Result<(), Failure> {
         },
     };
     let report = if to_stdout {
-        pcap_notice(format, options.link_type);
         // The exporter hands over a few hundred KiB per write: to a file of
         // our own on a duplicate of fd 1 rather than through `Stdout`,
         // whose line buffering would search every piece for newlines.
@@ -158,7 +158,6 @@ fn run(args: &Args) -> Result<(), Failure> {
                 io_reason(&e)
             ))
         })?;
-        pcap_notice(format, options.link_type);
         // No BufWriter: the exporter buffers itself, and writes its pieces
         // from a second thread, so that the kernel's copy into the page
         // cache overlaps with reading the log. No fsync unless asked (see
@@ -179,6 +178,9 @@ fn run(args: &Args) -> Result<(), Failure> {
             export_failure(&e, &args.output, leftover.as_deref())
         })?
     };
+    if let Some(note) = pcap_note(format, &report) {
+        eprintln!("{TOOL}: note: {note}");
+    }
     if args.skip_damaged {
         warn_damage(&args.log, &report);
         return Ok(());
@@ -226,20 +228,21 @@ fn warn_damage(log: &Path, report: &ExportReport) {
     }
 }
 
-fn pcap_notice(format: Format, link_type: LinkType) {
-    if format != Format::Pcap {
-        return;
-    }
-    match link_type {
-        LinkType::Sll2 => eprintln!(
-            "{TOOL}: note: classic pcap keeps neither interface names nor drop counts \
-             (ifindex and direction are in the SLL2 header); use pcapng to keep them"
-        ),
-        LinkType::Raw => eprintln!(
-            "{TOOL}: note: classic pcap with --linktype raw keeps neither interface names \
-             nor direction nor drop counts; use pcapng to keep them"
-        ),
-    }
+/// What a user who asked for classic pcap may not know it dropped: the
+/// run's losses, which only pcapng's statistics can carry. Said once, after
+/// the conversion, and only when there were losses: the format itself was
+/// asked for by name (`-f pcap` or the `.pcap` extension), and what else it
+/// lacks (interface names; with `--linktype raw` ifindex and direction) is
+/// in `--help`.
+fn pcap_note(format: Format, report: &ExportReport) -> Option<String> {
+    let lost = report.losses.records();
+    (format == Format::Pcap && lost > 0).then(|| {
+        format!(
+            "classic pcap has no place for the {lost} {} this recording lost \
+             (`imp2-info` lists them; pcapng keeps them in its interface statistics)",
+            if lost == 1 { "packet" } else { "packets" }
+        )
+    })
 }
 
 /// The failure to report for a failed export; `leftover`, from
