@@ -82,6 +82,22 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// Runs `cmd` to its end, which must be a success: panics with its status,
+/// stdout and stderr otherwise.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}:\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Waits for `child` at most `timeout`, then kills it (`timed_out`). Its
 /// piped stdout and stderr are read meanwhile by two threads, so a child
 /// printing more than a pipe holds cannot stall.

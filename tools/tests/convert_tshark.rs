@@ -377,18 +377,9 @@ fn tshark_path() -> PathBuf {
     })
 }
 
+/// Runs `cmd`, which must succeed.
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}:\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    imp2_tools::harness::run_ok(cmd)
 }
 
 fn convert(log: &Path, out: &Path) -> Output {
