@@ -940,7 +940,14 @@ fn capture(
             let v: Value = serde_json::from_str(json.trim())
                 .map_err(|e| format!("imp2-record JSON: {e}: {}", json.trim()))?;
             let lost = v["losses"]["records_lost"].as_u64().unwrap_or(u64::MAX);
-            (c, lost, format!("records_lost {lost}"))
+            let ring = match (
+                v["receive_buffers"].as_u64(),
+                v["receive_buffer_bytes"].as_u64(),
+            ) {
+                (Some(n), Some(b)) => format!(", receive buffers {n} x {} KiB", b >> 10),
+                _ => String::new(),
+            };
+            (c, lost, format!("records_lost {lost}{ring}"))
         }
         Capturer::Tcpdump => (
             count_capture(&out),

@@ -9,6 +9,7 @@
 //! stdout.
 
 mod accounting;
+mod cache;
 mod cli;
 mod imp2;
 mod interfaces;

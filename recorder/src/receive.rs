@@ -34,21 +34,21 @@ pub enum IoMode {
 /// the fallback path (as when `kernel.io_uring_disabled` is set).
 pub const DISABLE_URING_ENV: &str = "IMP2_DISABLE_IO_URING";
 
-/// Bytes of the multishot ring's buffers together. Small enough to stay in
-/// the CPU's caches: the kernel fills the buffers in turn, so with 64
-/// buffers of a 64 KiB batch each (4 MiB) every batch landed in cold
-/// memory, and cost measurably more to receive and to walk. Running out of
-/// buffers loses nothing: the batch waits in the socket and the receive is
-/// re-armed once buffers come back.
-const RING_BYTES: usize = 1 << 20;
-/// Bounds on the number of ring buffers (powers of two).
-const RING_BUFFERS_MIN: usize = 4;
+/// Bounds on the number of ring buffers (powers of two). Two at least: a
+/// single buffer has to come back before the next batch can be received,
+/// and the request is re-armed after every batch that found it taken.
+const RING_BUFFERS_MIN: usize = 2;
 const RING_BUFFERS_MAX: usize = 64;
 
 /// Buffers in the multishot ring for datagrams of `buf_len` bytes: a power
-/// of two filling about [`RING_BYTES`].
-fn ring_buffers(buf_len: usize) -> u16 {
-    let fit = RING_BYTES / buf_len.max(1);
+/// of two filling about `ring_bytes` ([`crate::cache::ring_bytes`]: as much
+/// as the core's cache holds, so that the kernel copies each batch into
+/// cache-resident memory; with 64 buffers of a 64 KiB batch, 4 MiB, every
+/// batch landed in cold memory and cost measurably more to receive and to
+/// walk). Running out of buffers loses nothing: the batch waits in the
+/// socket and the receive is re-armed once buffers come back.
+fn ring_buffers(buf_len: usize, ring_bytes: usize) -> u16 {
+    let fit = ring_bytes / buf_len.max(1);
     let n = if fit.is_power_of_two() {
         fit
     } else {
@@ -111,6 +111,15 @@ impl Receiver {
             Backend::Multishot(_) => "io_uring-multishot",
             Backend::Single(_) => "io_uring",
             Backend::Plain(_) => "recv",
+        }
+    }
+
+    /// The receive buffers: how many, and bytes each.
+    pub fn buffers(&self) -> (usize, usize) {
+        match &self.backend {
+            Backend::Multishot(m) => (m.slots.count(), m.slots.slot_len),
+            Backend::Single(s) => (s.slots.count(), s.slots.slot_len),
+            Backend::Plain(p) => (1, p.buf.len()),
         }
     }
 
@@ -184,6 +193,10 @@ impl Slots {
             memory: vec![0u8; count * slot_len],
             slot_len,
         }
+    }
+
+    fn count(&self) -> usize {
+        self.memory.len() / self.slot_len.max(1)
     }
 
     fn ptr(&mut self, slot: usize) -> *mut u8 {
@@ -288,7 +301,7 @@ struct Multishot {
 impl Multishot {
     fn new(fd: RawFd, buf_len: usize) -> io::Result<Multishot> {
         let ring = IoUring::builder().build(256)?;
-        let count = ring_buffers(buf_len);
+        let count = ring_buffers(buf_len, crate::cache::ring_bytes());
         let mut bufs = BufRing::new(count)?;
         let mut slots = Slots::new(usize::from(count), buf_len);
         // SAFETY: the buffer ring memory stays mapped and unmoved until after
@@ -567,13 +580,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ring_holds_about_a_mebibyte_of_whole_batches() {
-        assert_eq!(ring_buffers(64 << 10), 16);
-        assert_eq!(ring_buffers(65024usize.next_multiple_of(4096)), 16);
-        assert_eq!(ring_buffers(96 << 10), 8);
-        assert_eq!(ring_buffers(256 << 10), 4);
-        assert_eq!(ring_buffers(4 << 20), 4);
-        assert_eq!(ring_buffers(4096), 64);
-        assert_eq!(ring_buffers(0), 64);
+    fn the_ring_holds_whole_batches_within_its_budget() {
+        const MIB: usize = 1 << 20;
+        // A 2 MiB L2 (half of it for the ring): the module's 64 KiB
+        // batches, NFLOG's 256 KiB datagrams.
+        assert_eq!(ring_buffers(64 << 10, MIB), 16);
+        assert_eq!(ring_buffers(65024usize.next_multiple_of(4096), MIB), 16);
+        assert_eq!(ring_buffers(96 << 10, MIB), 8);
+        assert_eq!(ring_buffers(256 << 10, MIB), 4);
+        // A 512 KiB L2 (Zen 3): 256 KiB for the ring.
+        assert_eq!(ring_buffers(64 << 10, MIB / 4), 4);
+        assert_eq!(ring_buffers(256 << 10, MIB / 4), 2);
+        // Bounds.
+        assert_eq!(ring_buffers(4 << 20, MIB), 2);
+        assert_eq!(ring_buffers(4096, MIB), 64);
+        assert_eq!(ring_buffers(0, MIB), 64);
     }
 }

@@ -106,6 +106,8 @@ pub fn json(s: &Summary) -> Value {
         "cpu_user_s": s.cpu.0.as_secs_f64(),
         "cpu_sys_s": s.cpu.1.as_secs_f64(),
         "io": s.io,
+        "receive_buffers": s.receive_buffers.0,
+        "receive_buffer_bytes": s.receive_buffers.1,
         "write": s.write,
         "unregistered": s.unregistered,
         "producer_gone": s.producer_gone,

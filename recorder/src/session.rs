@@ -57,6 +57,8 @@ pub struct Summary {
     pub beyond_count: u64,
     /// Receive path used.
     pub io: &'static str,
+    /// Its buffers: how many, and bytes each (sized from the CPU's cache).
+    pub receive_buffers: (usize, usize),
     /// How the log was written: `pwrite` or `direct`.
     pub write: &'static str,
     /// Wall time of the run.
@@ -320,6 +322,7 @@ pub fn run(
         received_bytes,
         beyond_count,
         io: receiver.name(),
+        receive_buffers: receiver.buffers(),
         write: match opts.write_mode {
             WriteMode::Direct => "direct",
             WriteMode::Mmap => "mmap",

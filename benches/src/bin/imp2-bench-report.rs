@@ -884,12 +884,15 @@ fn machine(dir: &Path) -> String {
     let mem = sh("awk '/MemTotal/ { printf \"%.1f GiB\", $2 / 1048576 }' /proc/meminfo");
     format!(
         "- CPU: {cpu}, {} logical CPUs (shared with other work: compare ratios within this run, not absolute times across runs)\n\
+         - caches: L2 {}, L3 {} (imp2-record sizes its receive ring to half the L2 of a core)\n\
          - memory: {mem}; load average at start: {}\n\
          - kernel: `{}`\n\
          - scratch file system: `{}` ({})\n\
          - toolchain: {}; commit {}{}\n\
          - date: {}\n",
         sh("nproc"),
+        sh("lscpu | sed -n 's/^L2 cache:[[:space:]]*//p'"),
+        sh("lscpu | sed -n 's/^L3 cache:[[:space:]]*//p'"),
         sh("cut -d' ' -f1-3 /proc/loadavg"),
         sh("uname -srm"),
         dir.display(),
