@@ -221,12 +221,16 @@ s_config() {
 
 # Known traffic: 3 pings v4 and v6 (request + reply, each once at LOCAL_OUT
 # and once at PRE_ROUTING), UDP bursts v4 and v6 (one with an IPv6 hop-by-hop
-# header) with a bound receiver, one TCP connection large enough for
-# non-linear skbs, whose segments the kernel's own MIB counts. While still
-# attached, the flush timer must have sent everything.
+# header, one of 3000-byte datagrams fragmented by a 1280-byte MTU on lo:
+# whole at LOCAL_OUT, 3 fragments each at PRE_ROUTING, every one of them
+# UDP, the later two by their fragment header) with a bound receiver, one
+# TCP connection large enough for non-linear skbs, whose segments the
+# kernel's own MIB counts. While still attached, the flush timer must have
+# sent everything.
 s_traffic() {
 	N=50
 	H=10
+	F=5
 	ctl_start traffic
 	tin=$(snmp Tcp InSegs)
 	tout=$(snmp Tcp OutSegs)
@@ -235,6 +239,9 @@ s_traffic() {
 	traffic udp4 9000 $N >>traffic.log
 	traffic udp6 9001 $N >>traffic.log
 	traffic udp6hbh 9003 $H >>traffic.log
+	ip link set lo mtu 1280
+	traffic udp6 9004 $F 3000 >>traffic.log
+	ip link set lo mtu 65536
 	traffic tcp4 9002 300000 >>traffic.log
 	tin=$(($(snmp Tcp InSegs) - tin))
 	tout=$(($(snmp Tcp OutSegs) - tout))
@@ -245,7 +252,7 @@ s_traffic() {
 	ctl_stop
 	f=traffic.out
 	N6=$((N + H))
-	exp="pre 4 1 6|out 4 1 6|pre 6 58 6|out 6 58 6|pre 4 17 $N|out 4 17 $N|pre 6 17 $N6|out 6 17 $N6|pre 4 6 $tin|out 4 6 $tout"
+	exp="pre 4 1 6|out 4 1 6|pre 6 58 6|out 6 58 6|pre 4 17 $N|out 4 17 $N|pre 6 17 $((N6 + 3 * F))|out 6 17 $((N6 + F))|pre 4 6 $tin|out 4 6 $tout"
 	bad=""
 	total=0
 	IFS='|'
@@ -270,7 +277,8 @@ s_traffic() {
 	[ "$(field $f payload_checked)" -gt $((2 * (N + N6))) ] || bad="$bad payload_checked=$(field $f payload_checked)"
 	[ "$(field $f cpus)" = "$(field $f final_cpus)" ] || bad="$bad final_cpus"
 	[ "$tin" -ge 5 ] || bad="$bad tcp_in=$tin"
-	details="records=$recs seen=$seen icmp=6+6 icmp6=6+6 udp4=$N+$N udp6=$N6+$N6(${H}hbh) tcp=$tin(pre)+$tout(out) payloads=$(field $f payload_checked) maxcap=$(field $f maxcap) batches=$(field $f batches) cpus=$(field $f cpus)"
+	[ "$(field $f later_fragments)" = $((2 * F)) ] || bad="$bad later_fragments=$(field $f later_fragments)!=$((2 * F))"
+	details="records=$recs seen=$seen icmp=6+6 icmp6=6+6 udp4=$N+$N udp6=$((N6 + 3 * F))+$((N6 + F))(${H}hbh,${F}x3frag) tcp=$tin(pre)+$tout(out) payloads=$(field $f payload_checked) maxcap=$(field $f maxcap) batches=$(field $f batches) cpus=$(field $f cpus)"
 	if [ -z "$bad" ]; then
 		result traffic PASS "$details"
 	else

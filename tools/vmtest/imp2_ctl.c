@@ -57,6 +57,7 @@ static uint64_t counts[4][2][256];
 static uint64_t records, batches, lost, gap_batches, truncated, bad;
 static uint64_t captured_bytes;
 static uint64_t caplen_bad, ts_bad, maxcap, enobufs, payload_bad, payload_checked;
+static uint64_t later_fragments;
 static uint64_t records_in_batch, max_batch_records, max_batch_bytes;
 static uint32_t snaplen_cfg, caplen_max = 0xffffffff;
 static uint64_t t_first_ns, t_last_ns;
@@ -103,13 +104,17 @@ static const char *hook_name[] = { "pre", "out", "other" };
  * The traffic tool fills UDP payloads with 'x' and TCP payloads with 'y':
  * every captured payload byte must be that, which checks the copy from
  * non-linear skbs. IPv6 extension headers are walked (hop-by-hop, routing,
- * destination options).
+ * fragment, destination options: the fragment header's reserved second
+ * byte makes the generic length rule give its 8 bytes). A later fragment
+ * carries no transport header: its data continues the payload, and its
+ * record must name the protocol its fragment header names.
  */
 static void check_payload(const struct imp2_record *r, const uint8_t *d,
 			  uint64_t caplen)
 {
 	uint64_t off, i;
 	uint8_t nh, pat;
+	int later = 0;
 
 	if (r->family == 2) {
 		if (caplen < 20)
@@ -121,14 +126,21 @@ static void check_payload(const struct imp2_record *r, const uint8_t *d,
 			return;
 		off = 40;
 		nh = d[6];
-		while ((nh == 0 || nh == 43 || nh == 60) && off + 8 <= caplen) {
+		while ((nh == 0 || nh == 43 || nh == 44 || nh == 60) &&
+		       off + 8 <= caplen) {
+			later = nh == 44 && ((d[off + 2] << 8 | d[off + 3]) & ~7);
 			nh = d[off];
 			off += (d[off + 1] + 1) * 8;
+			if (later)
+				break;
 		}
 	}
 	if (nh != r->protocol)
 		payload_bad++;
-	if (nh == 17) {
+	if (later) {
+		later_fragments++;
+		pat = nh == 17 ? 'x' : 'y';
+	} else if (nh == 17) {
 		off += 8;
 		pat = 'x';
 	} else if (nh == 6) {
@@ -527,7 +539,7 @@ int main(int argc, char **argv)
 	       "cpus=%d final_cpus=%d caplen_bad=%llu ts_bad=%llu maxcap=%llu enobufs=%llu "
 	       "unregister=%s first_ns=%llu last_ns=%llu cpu_ns=%llu "
 	       "payload_checked=%llu payload_bad=%llu max_batch_records=%llu max_batch_bytes=%llu "
-	       "captured_bytes=%llu\n",
+	       "captured_bytes=%llu later_fragments=%llu\n",
 	       (unsigned long long)records, (unsigned long long)batches,
 	       (unsigned long long)lost, (unsigned long long)gap_batches,
 	       (unsigned long long)truncated, (unsigned long long)bad,
@@ -540,7 +552,8 @@ int main(int argc, char **argv)
 	       (unsigned long long)t_first_ns, (unsigned long long)t_last_ns,
 	       (unsigned long long)t0_cpu, (unsigned long long)payload_checked,
 	       (unsigned long long)payload_bad, (unsigned long long)max_batch_records,
-	       (unsigned long long)max_batch_bytes, (unsigned long long)captured_bytes);
+	       (unsigned long long)max_batch_bytes, (unsigned long long)captured_bytes,
+	       (unsigned long long)later_fragments);
 	for (i = 0; i < MAX_CPUS; i++)
 		if (cpus[i].seen)
 			printf("IMP2CTL cpu=%d records=%llu batches=%llu full=%llu timer=%llu final=%d seq=%llu\n",
