@@ -540,6 +540,8 @@ fn a_log_killed_early_is_small_and_trims_to_its_committed_length() {
         wait_output(recorder, LONG, "imp2-record").signal,
         Some(libc::SIGKILL)
     );
+    // The producer lingers for an UNREGISTER that will not come.
+    signal(&loadgen.child, libc::SIGKILL);
     let _ = wait(loadgen.child, LONG);
     let len = std::fs::metadata(&log).unwrap().len();
     assert!(len <= 2 << 20, "a killed 3-record log is {len} bytes");
