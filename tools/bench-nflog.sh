@@ -28,5 +28,6 @@ command -v cargo >/dev/null || PATH=$HOME/.cargo/bin:$PATH
 
 echo "[bench-nflog] building (release)" >&2
 cargo build --release -q -p imp2-record -p imp2-tools -p imp2-benches --bins
+cargo build --release -q -p imp2-benches --example nflog_hotpath
 
 exec "$ROOT/target/release/imp2-bench-nflog" "$@"

@@ -12,6 +12,7 @@ use imp2_format::log::{LogHeader, LogWriter};
 use imp2_format::synth::{PacketSynth, SynthOptions};
 use imp2_format::wire::{BatchBuilder, BatchTrailer, abi};
 
+pub mod nflog_breakdown;
 pub mod nflog_side;
 
 pub use imp2_tools::harness::{Loadgen, Output, bin, bin_dir, signal, wait};
@@ -135,6 +136,76 @@ pub fn print_stage(what: &str, started: Instant, cpu: (f64, f64), items: usize, 
         "{what:32} {wall:6.1} ns/{unit} wall, {:6.1} CPU ({user:.1} user + {sys:.1} system)",
         user + sys
     );
+}
+
+/// One stage line of a profiling example, as [`print_stage`] prints it:
+/// CPU ns per item, user and system.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    /// The stage's name (the line's first column, trimmed).
+    pub name: String,
+    /// User + system CPU ns per item.
+    pub cpu: f64,
+    /// User CPU ns per item.
+    pub user: f64,
+    /// System CPU ns per item.
+    pub sys: f64,
+}
+
+/// The stages a profiling example printed (lines like `walk (fast)   17.5
+/// ns/packet wall,   10.6 CPU (10.6 user + 0.0 system)`).
+pub fn parse_stages(stdout: &str) -> Vec<Stage> {
+    let number_before = |line: &str, word: &str| -> Option<f64> {
+        let end = line.find(word)?;
+        line[..end]
+            .split_whitespace()
+            .last()?
+            .trim_start_matches('(')
+            .parse()
+            .ok()
+    };
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let wall = line.find(" ns/")?;
+            let name = line[..wall].rsplit_once(' ')?.0.trim().to_string();
+            Some(Stage {
+                name,
+                cpu: number_before(line, " CPU")?,
+                user: number_before(line, " user")?,
+                sys: number_before(line, " system")?,
+            })
+        })
+        .collect()
+}
+
+/// Runs the profiling example `name` (built into `examples/` beside the
+/// binaries) with `args`, at most `timeout`, and returns its stages.
+pub fn run_example(name: &str, args: &[String], timeout: Duration) -> Result<Vec<Stage>, String> {
+    let exe = bin_dir().join("examples").join(name);
+    let child = Command::new(&exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let out = wait(child, timeout);
+    if !out.ok {
+        return Err(format!("{name} failed: {}", out.stderr.trim()));
+    }
+    let stages = parse_stages(&out.stdout);
+    if stages.is_empty() {
+        return Err(format!("{name}: no stage lines in: {}", out.stdout.trim()));
+    }
+    Ok(stages)
+}
+
+/// The stage called `name` among `stages`.
+pub fn stage<'a>(stages: &'a [Stage], name: &str) -> Result<&'a Stage, String> {
+    stages
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| format!("no stage {name:?} among {stages:?}"))
 }
 
 /// The log-append baselines that the `log_append` criterion suite and the
@@ -316,6 +387,21 @@ impl M {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn stage_lines_are_parsed() {
+        let out = "510 datagrams of ~589 packets (17 distinct), 300000 packets\n\
+                   walk (fast)                        17.5 ns/packet wall,   10.6 CPU (10.6 user + 0.0 system)\n\
+                   walk (fast) + log append          107.9 ns/packet wall,   55.1 CPU (21.0 user + 34.1 system)\n\
+                   \x20 98.1 bytes/packet on disk\n";
+        let stages = parse_stages(out);
+        assert_eq!(stages.len(), 2, "{stages:?}");
+        let s = stage(&stages, "walk (fast) + log append").unwrap();
+        assert_eq!((s.cpu, s.user, s.sys), (55.1, 21.0, 34.1));
+        assert_eq!(stage(&stages, "walk (fast)").unwrap().cpu, 10.6);
+        assert!(stage(&stages, "walk").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -226,6 +226,8 @@ pub struct NflogSide {
     pub took: Duration,
     /// Scratch directory the outputs were written to.
     pub dir: PathBuf,
+    /// imp2-record's hot path without sockets, once a round.
+    pub hot: crate::nflog_breakdown::HotPath,
 }
 
 // ---------------------------------------------------------------------------
@@ -1171,6 +1173,7 @@ pub fn run(dir: &Path, quick: bool) -> NflogSide {
         load: (loadavg(), String::new()),
         took: Duration::ZERO,
         dir: dir.to_path_buf(),
+        hot: Default::default(),
     };
     if let Err(e) = run_rounds(dir, &plan, &mut side, started) {
         side.setup_error = Some(e);
@@ -1256,6 +1259,10 @@ fn run_rounds(
                     .failures
                     .push(format!("round {}: idle run: {e}", round + 1)),
             }
+        }
+        if let Err(e) = side.hot.measure(dir, plan.packets) {
+            side.notes
+                .push(format!("round {}: the hot path: {e}", round + 1));
         }
         side.rounds_done = round + 1;
     }
@@ -1680,6 +1687,14 @@ pub fn render(side: &NflogSide) -> String {
             reported.join(" | ")
         );
     }
+    let live = |c: Capturer| {
+        side.caps
+            .iter()
+            .find(|s| s.capturer == c)
+            .map_or_else(M::default, |s| s.ns.clone())
+    };
+    o +=
+        &crate::nflog_breakdown::render(&side.hot, &live(Capturer::Imp2), &live(Capturer::CReader));
     for n in &side.notes {
         let _ = writeln!(o, "\n- note: {n}");
     }
@@ -1791,6 +1806,7 @@ mod tests {
             load: (String::new(), String::new()),
             took: Duration::ZERO,
             dir: PathBuf::from("/tmp"),
+            hot: Default::default(),
         };
         let rows = target_rows(&side);
         assert_eq!(rows.len(), 3);
@@ -1815,6 +1831,7 @@ mod tests {
             load: (String::new(), String::new()),
             took: Duration::ZERO,
             dir: PathBuf::from("/tmp"),
+            hot: Default::default(),
         }
     }
 

@@ -216,43 +216,15 @@ struct RecvResults {
 /// without sockets) and returns the (user, system) CPU ns per record of
 /// that, and the CPU ns per record of its walk alone.
 fn hot_path(dir: &Path, n: u64) -> Result<(f64, f64, f64), String> {
-    let exe = imp2_benches::bin_dir().join("examples").join("hotpath");
-    let child = Command::new(&exe)
-        .arg(dir)
-        .arg(n.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
-    let out = wait(child, Duration::from_secs(300));
-    if !out.ok {
-        return Err(format!("hotpath failed: {}", out.stderr.trim()));
-    }
+    let args = [dir.display().to_string(), n.to_string()];
+    let stages = imp2_benches::run_example("hotpath", &args, Duration::from_secs(300))?;
     // "walk + log append (Pwrite)   60.4 ns/record wall,   59.3 CPU (32.9 user + 26.4 system)"
-    let stage = |name: &str| {
-        out.stdout
-            .lines()
-            .find(|l| l.starts_with(name))
-            .ok_or_else(|| format!("hotpath: no stage {name:?} in: {}", out.stdout.trim()))
-    };
-    let number_before = |line: &str, word: &str| -> Option<f64> {
-        let end = line.find(word)?;
-        line[..end]
-            .split_whitespace()
-            .last()?
-            .trim_start_matches('(')
-            .parse()
-            .ok()
-    };
-    let (walk, append) = (stage("walk only")?, stage("walk + log append")?);
-    match (
-        number_before(append, " user"),
-        number_before(append, " system"),
-        number_before(walk, " CPU"),
-    ) {
-        (Some(user), Some(sys), Some(walk)) => Ok((user, sys, walk)),
-        _ => Err(format!("hotpath: unreadable lines {walk:?}, {append:?}")),
-    }
+    let walk = imp2_benches::stage(&stages, "walk only")?;
+    let append = stages
+        .iter()
+        .find(|s| s.name.starts_with("walk + log append"))
+        .ok_or_else(|| format!("hotpath: no append stage among {stages:?}"))?;
+    Ok((append.user, append.sys, walk.cpu))
 }
 
 /// Indexes of `RecvResults::cpu` and `rate`.
