@@ -179,20 +179,27 @@ pub fn parse_stages(stdout: &str) -> Vec<Stage> {
         .collect()
 }
 
+/// Runs `cmd` with its output piped, at most `timeout`; fails, naming the
+/// program, when it cannot start or does not succeed (with its stderr).
+pub fn run_checked(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
+    let program = Path::new(cmd.get_program()).display().to_string();
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    let out = wait(child, timeout);
+    if !out.ok {
+        return Err(format!("{program} failed: {}", out.stderr.trim()));
+    }
+    Ok(out)
+}
+
 /// Runs the profiling example `name` (built into `examples/` beside the
 /// binaries) with `args`, at most `timeout`, and returns its stages.
 pub fn run_example(name: &str, args: &[String], timeout: Duration) -> Result<Vec<Stage>, String> {
     let exe = bin_dir().join("examples").join(name);
-    let child = Command::new(&exe)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
-    let out = wait(child, timeout);
-    if !out.ok {
-        return Err(format!("{name} failed: {}", out.stderr.trim()));
-    }
+    let out = run_checked(Command::new(&exe).args(args), timeout)?;
     let stages = parse_stages(&out.stdout);
     if stages.is_empty() {
         return Err(format!("{name}: no stage lines in: {}", out.stdout.trim()));

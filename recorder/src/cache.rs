@@ -50,15 +50,10 @@ pub fn l2_bytes(dir: &Path) -> Option<usize> {
     })
 }
 
-/// `2048K`, `1M`, `524288` as bytes.
+/// `2048K`, `1M`, `524288` as bytes (sysfs ends them with a newline): the
+/// command line's sizes.
 fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let (digits, mult) = match s.char_indices().last()? {
-        (i, 'K' | 'k') => (&s[..i], 1 << 10),
-        (i, 'M' | 'm') => (&s[..i], 1 << 20),
-        _ => (s, 1),
-    };
-    digits.parse::<usize>().ok()?.checked_mul(mult)
+    crate::cli::parse_size(s.trim()).ok()
 }
 
 #[cfg(test)]

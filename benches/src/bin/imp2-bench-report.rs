@@ -370,18 +370,8 @@ fn record_log(dir: &Path, log: &Path, n: u64, sizes: &str) -> Result<u64, String
 
 fn run_tool(exe: &Path, args: &[&std::ffi::OsStr], timeout: Duration) -> Result<f64, String> {
     let t = Instant::now();
-    let child = Command::new(exe)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
-    let out = wait(child, timeout);
-    let s = t.elapsed().as_secs_f64();
-    if !out.ok {
-        return Err(format!("{} failed: {}", exe.display(), out.stderr.trim()));
-    }
-    Ok(s)
+    imp2_benches::run_checked(Command::new(exe).args(args), timeout)?;
+    Ok(t.elapsed().as_secs_f64())
 }
 
 fn file_len(p: &Path) -> u64 {
