@@ -384,6 +384,17 @@ impl M {
         )
     }
 
+    /// Spread of the rounds as max / min (NaN with fewer than two rounds
+    /// or a round at or below zero): the issue's "no wider than the
+    /// reference" compares these.
+    pub fn spread(&self) -> f64 {
+        let (_, lo, hi) = stats(&self.v);
+        if self.v.len() < 2 || lo <= 0.0 {
+            return f64::NAN;
+        }
+        hi / lo
+    }
+
     /// Every value times `k` (units).
     pub fn scaled(&self, k: f64) -> M {
         M {

@@ -841,7 +841,10 @@ td_run() {	# none|imp2|tcpdump [last] -> T_pps T_cpu T_cap T_loss T_ns T_recv
 
 s_tcpdump() {
 	TD_N=15000
-	TD_ROUNDS=3
+	# IMP2_TD_ROUNDS (kernel command line, from run.sh's environment): the
+	# benchmark report asks for more rounds than the test's 3, enough for a
+	# paired verdict on the sender's extra CPU.
+	TD_ROUNDS=${IMP2_TD_ROUNDS:-3}
 	TD_READ=none
 	TD_OK=1
 	TD_WHY=""
@@ -920,7 +923,7 @@ s_tcpdump() {
 	secs=$((($(traffic now) - t_start) / 1000000000))
 	[ -z "$clock0" ] || echo "$clock0" >$cs/current_clocksource 2>/dev/null
 	sent=$((TD_N * TD_ROUNDS))
-	details="cpus=$ncpu rounds=$TD_ROUNDS n=$TD_N sent=$sent imp2_captured=$icap imp2_lost=$iloss tcpdump_captured=$tcap tcpdump_dropped=$tloss tcpdump_received=$trecv tcpdump_read=$TD_READ imp2_kept=$(median $kept_i) tcpdump_kept=$(median $kept_t) imp2_ns=$(median $ns_i) tcpdump_ns=$(median $ns_t) imp2_kns=$(median $kns_i) tcpdump_kns=$(median $kns_t) base_pps=$(median $pps_b) imp2_pps=$(median $pps_i) tcpdump_pps=$(median $pps_t) base_sender_ns=$(median $snd_b) pkt=92 snaplen=65535 buf=32M pin=$pin clock=${clock:-unknown} secs=$secs imp2_kept_all=$(echo $kept_i | tr ' ' '/') tcpdump_kept_all=$(echo $kept_t | tr ' ' '/')"
+	details="cpus=$ncpu rounds=$TD_ROUNDS n=$TD_N sent=$sent imp2_captured=$icap imp2_lost=$iloss tcpdump_captured=$tcap tcpdump_dropped=$tloss tcpdump_received=$trecv tcpdump_read=$TD_READ imp2_kept=$(median $kept_i) tcpdump_kept=$(median $kept_t) imp2_ns=$(median $ns_i) tcpdump_ns=$(median $ns_t) imp2_kns=$(median $kns_i) tcpdump_kns=$(median $kns_t) base_pps=$(median $pps_b) imp2_pps=$(median $pps_i) tcpdump_pps=$(median $pps_t) base_sender_ns=$(median $snd_b) pkt=92 snaplen=65535 buf=32M pin=$pin clock=${clock:-unknown} secs=$secs imp2_kept_all=$(echo $kept_i | tr ' ' '/') tcpdump_kept_all=$(echo $kept_t | tr ' ' '/') imp2_kns_all=$(echo $kns_i | tr ' ' '/') tcpdump_kns_all=$(echo $kns_t | tr ' ' '/')"
 	[ $((icap + iloss)) = $sent ] || td_fail "imp2:captured+lost!=sent"
 	[ $((tcap + tloss)) = $sent ] || td_fail "tcpdump:captured+dropped!=sent"
 	if [ $TD_OK = 1 ]; then

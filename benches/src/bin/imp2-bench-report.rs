@@ -780,6 +780,67 @@ fn last_vm_results(root: &Path) -> Option<(String, String)> {
 
 /// The VM scenarios this report runs (and reads back).
 const VM_SCENARIOS: &str = "load,perf,tcpdump";
+/// Rounds of the tcpdump scenario when this report runs it (the test's
+/// default is 3): single TCG runs vary by up to +-50%, so a verdict on the
+/// sender's extra CPU needs paired rounds that agree (see `kernel_cost_row`).
+const VM_TCPDUMP_ROUNDS: &str = "9";
+/// Fewest paired rounds that can carry that verdict.
+const VM_VERDICT_MIN_ROUNDS: usize = 5;
+
+/// The verdict on issue 19's kernel-side goal from the `IMP2TEST tcpdump`
+/// line: the sender's extra CPU per packet with the module over tcpdump's,
+/// round by round (each round has one run of each between no-capture runs).
+/// Met or missed only when at least `VM_VERDICT_MIN_ROUNDS` rounds ran and
+/// two thirds of them fall on the same side of 0.5 as the median; otherwise
+/// the rounds disagree and the row says so instead of ranking.
+fn kernel_cost_row(line: Option<&str>) -> (String, Option<bool>) {
+    let Some(t) = line else {
+        return ("not measured".into(), None);
+    };
+    let values = |key: &str| -> Vec<f64> {
+        t.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .map(|v| v.split('/').filter_map(|x| x.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    let (mine, theirs) = (values("imp2_kns_all"), values("tcpdump_kns_all"));
+    let ratios: Vec<f64> = mine
+        .iter()
+        .zip(&theirs)
+        .filter(|(_, t)| **t > 0.0)
+        .map(|(m, t)| m / t)
+        .collect();
+    if ratios.is_empty() {
+        return (
+            format!(
+                "module {} ns, tcpdump {} ns (medians; no per-round values in this line)",
+                kv(t, "imp2_kns"),
+                kv(t, "tcpdump_kns")
+            ),
+            None,
+        );
+    }
+    let median = imp2_benches::stats(&ratios).0;
+    let below = ratios.iter().filter(|r| **r <= 0.5).count();
+    let agreeing = if median <= 0.5 { below } else { ratios.len() - below };
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let decided = ratios.len() >= VM_VERDICT_MIN_ROUNDS && 3 * agreeing >= 2 * ratios.len();
+    let measured = format!(
+        "{median:.2}x (module {} ns, tcpdump {} ns, medians; per round {}){}",
+        kv(t, "imp2_kns"),
+        kv(t, "tcpdump_kns"),
+        shown.join("/"),
+        if decided {
+            String::new()
+        } else {
+            format!(
+                "; no verdict: {agreeing} of {} rounds agree with the median (needs {VM_VERDICT_MIN_ROUNDS}+ rounds, 2/3 agreeing)",
+                ratios.len()
+            )
+        }
+    );
+    (measured, decided.then_some(median <= 0.5))
+}
 
 fn vm(root: &Path, dir: &Path, plan: &Plan) -> Vm {
     let mut v = Vm::default();
@@ -791,6 +852,8 @@ fn vm(root: &Path, dir: &Path, plan: &Plan) -> Vm {
             .arg(root.join("tools/vmtest/run.sh"))
             .arg("6.1")
             .env("IMP2_VM_SCENARIOS", VM_SCENARIOS)
+            .env("IMP2_TD_ROUNDS", VM_TCPDUMP_ROUNDS)
+            .env("IMP2_VM_TIMEOUT", "900")
             .current_dir(root)
             .stdout(file.map_or(Stdio::null(), Stdio::from))
             .stderr(Stdio::piped())
@@ -801,7 +864,7 @@ fn vm(root: &Path, dir: &Path, plan: &Plan) -> Vm {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 if let Some(line) = vm_line(&text, "perf") {
                     v.source = format!(
-                        "`IMP2_VM_SCENARIOS={VM_SCENARIOS} tools/vmtest/run.sh 6.1`, run by this report"
+                        "`IMP2_VM_SCENARIOS={VM_SCENARIOS} IMP2_TD_ROUNDS={VM_TCPDUMP_ROUNDS} tools/vmtest/run.sh 6.1`, run by this report"
                     );
                     parse_vm(&line, &mut v);
                     v.tcpdump = vm_line(&text, "tcpdump");
@@ -926,7 +989,6 @@ fn render(
     };
     let pr_ratio = ratio(cpu_p / cpu_b);
     let pr_ratio_d = ratio(cpu_p / cpu_d);
-    let bare_ratio = cpu_b / cpu_bare;
     let writer = a.methods.iter().find(|(n, _, _)| n == "writer/pwrite");
     let writer_mmap = a.methods.iter().find(|(n, _, _)| n == "writer/mmap");
     let writer_direct = a.methods.iter().find(|(n, _, _)| n == "writer/direct");
@@ -942,17 +1004,26 @@ fn render(
     let mut row = |what: &str, measured: String, goal: &str, ok: Option<bool>| {
         let _ = writeln!(o, "| {what} | {measured} | {goal} | {} |", verdict(ok));
     };
+    // Issue 19's goals are ratios to the bare receiver measured in the same
+    // rounds: absolute nanoseconds move 1.5-2x between runs on these hosts.
+    let versus_bare = |mine: &M, x: f64| {
+        format!(
+            "{x:.2}x ({} ns against {} ns)",
+            mine.show(1),
+            r.cpu[2].show(1)
+        )
+    };
     row(
-        "imp2-record CPU per 64-byte record (live, zero loss)",
-        format!("{} ns", r.cpu[0].show(1)),
-        "<= 40 ns",
-        finite(cpu_b).map(|x| x <= 40.0),
+        "CPU per 64-byte record: imp2-record / bare receiver (live, zero loss)",
+        versus_bare(&r.cpu[0], cpu_b / cpu_bare),
+        "<= 2.0x",
+        finite(cpu_b / cpu_bare).map(|x| x <= 2.0),
     );
     row(
-        "imp2-record --direct CPU per 64-byte record (live, zero loss)",
-        format!("{} ns", r.cpu[3].show(1)),
-        "<= 40 ns",
-        finite(cpu_d).map(|x| x <= 40.0),
+        "CPU per 64-byte record: imp2-record --direct / bare receiver (live, zero loss)",
+        versus_bare(&r.cpu[3], cpu_d / cpu_bare),
+        "<= 1.5x",
+        finite(cpu_d / cpu_bare).map(|x| x <= 1.5),
     );
     row(
         "imp2-record records/s, zero loss (drain)",
@@ -963,8 +1034,21 @@ fn render(
     row(
         "imp2-record --direct records/s, zero loss (drain)",
         format!("{} M/s", r.rate[3].scaled(1e-6).show(2)),
-        ">= 20 M/s",
-        finite(rate_d).map(|x| x >= 20e6),
+        ">= 25 M/s",
+        finite(rate_d).map(|x| x >= 25e6),
+    );
+    let widest = r.cpu[0].spread().max(r.cpu[3].spread());
+    row(
+        "module path: spread of CPU per record over the rounds (max/min), imp2's rows against the bare receiver's",
+        format!(
+            "imp2-record {:.2}x, --direct {:.2}x; bare receiver {:.2}x",
+            r.cpu[0].spread(),
+            r.cpu[3].spread(),
+            r.cpu[2].spread()
+        ),
+        "<= the bare receiver's",
+        (widest.is_finite() && r.cpu[2].spread().is_finite())
+            .then(|| widest <= r.cpu[2].spread()),
     );
     row(
         "CPU per record: `--per-record` / batched",
@@ -977,12 +1061,6 @@ fn render(
         format!("{}x", pr_ratio_d.show(1)),
         ">= 25x",
         finite(pr_ratio_d.med()).map(|x| x >= 25.0),
-    );
-    row(
-        "CPU per record: imp2-record / bare receiver",
-        format!("{bare_ratio:.2}x"),
-        "<= 1.3x",
-        finite(bare_ratio).map(|x| x <= 1.3),
     );
     row(
         "log append, imp2 writer (best mode)",
@@ -1050,6 +1128,13 @@ fn render(
             None,
         ),
     }
+    let (measured, ok) = kernel_cost_row(v.tcpdump.as_deref());
+    row(
+        "module vs tcpdump, same guest: the sender's extra CPU per packet (paired rounds)",
+        measured,
+        "module <= 0.5x tcpdump's",
+        ok,
+    );
     row(
         "burst: records held per MiB of receive buffer (92-byte packets)",
         b.per_mib.show(0),
@@ -1066,7 +1151,7 @@ fn render(
         None => row(
             "NFLOG source vs tcpdump, dumpcap, ulogd2",
             "skipped (--only)".into(),
-            "<= 150 ns/packet, senders keep >= 0.72",
+            "<= 1.0x the bare C reader (--direct <= 0.8x), senders keep >= 0.72",
             None,
         ),
     }
@@ -1505,4 +1590,30 @@ fn main() {
     std::fs::write(&out, &text).expect("write the report");
     print!("{text}");
     step(&format!("wrote {}", out.display()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_cost_row;
+
+    #[test]
+    fn kernel_cost_needs_agreeing_rounds() {
+        // Five rounds, four of them at or below half of tcpdump's: met.
+        let met = "IMP2TEST tcpdump PASS imp2_kns=2000 tcpdump_kns=10000 \
+                   imp2_kns_all=2000/3000/1000/6000/2500 tcpdump_kns_all=10000/9000/8000/10000/10000";
+        assert_eq!(kernel_cost_row(Some(met)).1, Some(true));
+        // Three rounds only (the test's default): no verdict whatever they say.
+        let few = "imp2_kns=1 tcpdump_kns=10 imp2_kns_all=1/1/1 tcpdump_kns_all=10/10/10";
+        let (text, ok) = kernel_cost_row(Some(few));
+        assert_eq!(ok, None, "{text}");
+        assert!(text.contains("no verdict"), "{text}");
+        // Rounds split on both sides of 0.5: no verdict.
+        let split = "imp2_kns_all=1/9/1/9/1/9 tcpdump_kns_all=10/10/10/10/10/10 imp2_kns=5 tcpdump_kns=10";
+        assert_eq!(kernel_cost_row(Some(split)).1, None);
+        // Consistently above half: missed.
+        let missed = "imp2_kns_all=8/9/7/9/6 tcpdump_kns_all=10/10/10/10/10 imp2_kns=8 tcpdump_kns=10";
+        assert_eq!(kernel_cost_row(Some(missed)).1, Some(false));
+        // An old line without per-round values.
+        assert_eq!(kernel_cost_row(Some("imp2_kns=1 tcpdump_kns=2")).1, None);
+    }
 }
