@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs what the benchmarks compare against or need, when missing and
 # when apt-get is usable as root: editcap and dumpcap (tshark), tcpdump,
-# ulogd2 with its PCAP output plugin (ulogd2-pcap), nftables, iproute2.
+# ulogd2 with its PCAP output plugin (ulogd2-pcap), nftables, iproute2,
+# libpcap-dev (imp2 links libpcap's filter compiler).
 # Sourced by tools/bench-report.sh and tools/bench-nflog.sh. A tool that
 # cannot be installed is reported by the benchmark as "not measured".
 #
@@ -15,6 +16,8 @@ bench_deps() {
 	command -v tcpdump >/dev/null || missing+=(tcpdump)
 	{ command -v dumpcap >/dev/null && command -v editcap >/dev/null; } || missing+=(tshark)
 	command -v ulogd >/dev/null || missing+=(ulogd2)
+	# libpcap's filter compiler, which imp2 links (headers and .so for the build).
+	command -v pcap-config >/dev/null || missing+=(libpcap-dev)
 	# The PCAP output plugin is a package of its own.
 	compgen -G '/usr/lib/*/ulogd/ulogd_output_PCAP.so' >/dev/null ||
 		compgen -G '/usr/lib/ulogd/ulogd_output_PCAP.so' >/dev/null ||

@@ -46,6 +46,8 @@ need_pkgs cc gcc libc6-dev
 need_pkgs ip iproute2
 need_pkgs mount mount
 need_pkgs nft nftables
+# libpcap's filter compiler (imp2-format links it): headers and libpcap.so
+need_pkgs pcap-config libpcap-dev
 
 step "cargo fmt --check"
 cargo fmt --all --check

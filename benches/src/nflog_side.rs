@@ -1418,7 +1418,10 @@ pub fn target_rows(side: &NflogSide) -> Vec<(String, String, String, Option<bool
     let versus = |mine: &CapStats, goal: f64, extra_ok: bool| {
         let Some(r) = reader else {
             return (
-                format!("{} ns; the reference reader was not measured", mine.ns.show(0)),
+                format!(
+                    "{} ns; the reference reader was not measured",
+                    mine.ns.show(0)
+                ),
                 None,
             );
         };
@@ -1474,10 +1477,7 @@ pub fn target_rows(side: &NflogSide) -> Vec<(String, String, String, Option<bool
     ));
     if let Some(r) = reader {
         let mine: Vec<&CapStats> = [Some(c), direct].into_iter().flatten().collect();
-        let widest = mine
-            .iter()
-            .map(|m| m.ns.spread())
-            .fold(f64::NAN, f64::max);
+        let widest = mine.iter().map(|m| m.ns.spread()).fold(f64::NAN, f64::max);
         let shown: Vec<String> = mine
             .iter()
             .map(|m| format!("{} {:.2}x", m.capturer.name(), m.ns.spread()))

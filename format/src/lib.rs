@@ -10,6 +10,7 @@
 
 mod crc;
 pub mod export;
+pub mod filter;
 pub mod log;
 pub mod nflog;
 pub mod record;

@@ -1,0 +1,15 @@
+//! Capture filters: tcpdump expressions compiled by libpcap into classic
+//! BPF for raw IP packets, the checked program and its interpreter.
+//!
+//! - [`bpf`]: the instruction encoding the kernel takes, the kernel's
+//!   checks, and an interpreter with libpcap's semantics.
+//! - [`compile`]: tcpdump expressions through libpcap's compiler.
+//! - [`disasm`]: a program in words, as `tcpdump -d` prints it.
+
+pub mod bpf;
+pub mod compile;
+pub mod disasm;
+
+pub use bpf::{BadProgram, Insn, Program};
+pub use compile::{CompileError, Filter, compile, join_words};
+pub use disasm::disassemble;
