@@ -3,7 +3,7 @@
 #
 # imp2 VM test: builds the module against Debian's 6.1 cloud kernel and the
 # 6.12 kernel for bookworm (zero warnings with W=1 or it fails), builds
-# static test binaries, boots each kernel in QEMU (TCG, 2 vCPUs) with an
+# the test binaries, boots each kernel in QEMU (TCG, 2 vCPUs) with an
 # initramfs whose /init (guest-init.sh) runs the scenarios, and checks the
 # "IMP2TEST <name> PASS|FAIL <details>" lines they print.
 #
@@ -11,12 +11,13 @@
 #
 # Needs root (apt-get, mknod for the initramfs). Installs what it needs on a
 # fresh Debian 12 machine. Everything it downloads or builds goes under
-# build/vmtest/ (gitignored); static Rust binaries under build/static-target.
+# build/vmtest/ (gitignored); the Rust tools from target/release, with the
+# libraries they link.
 #
 # Environment:
 #   IMP2_VM_SMP=N        vCPUs (default 2)
 #   IMP2_VM_TIMEOUT=S    seconds per guest run (default 300)
-#   IMP2_VM_RUST_BIN=DIR use static imp2-record, imp2-info, imp2-convert from
+#   IMP2_VM_RUST_BIN=DIR use imp2-record, imp2-info, imp2-convert from
 #                        DIR instead of building them
 #   IMP2_VM_SCENARIOS=a,b  run only these guest scenarios (default all; the
 #                        list is in guest-init.sh)
@@ -41,7 +42,6 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=$ROOT/build/vmtest
-STATIC_TARGET=$ROOT/build/static-target
 SMP=${IMP2_VM_SMP:-2}
 VM_TIMEOUT=${IMP2_VM_TIMEOUT:-300}
 SCENARIOS=${IMP2_VM_SCENARIOS:-all}
@@ -83,7 +83,7 @@ ensure_packages() {
 if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
 	apt_update_once
 fi
-ensure_packages qemu-system-x86 busybox-static cpio gzip kmod gcc gcc-12 make \
+ensure_packages qemu-system-x86 busybox-static cpio gzip kmod gcc gcc-12 make libpcap-dev \
 	libc6-dev linux-libc-dev pahole tshark ca-certificates tcpdump
 
 # --- kernels -----------------------------------------------------------------
@@ -191,12 +191,14 @@ build_binaries() {
 		[ -x "$HOME/.cargo/bin/cargo" ] && PATH=$HOME/.cargo/bin:$PATH
 	fi
 	command -v cargo >/dev/null || die "cargo not found (the Rust toolchain is needed)"
-	log "building static imp2-record, imp2-info, imp2-convert"
-	if (cd "$ROOT" && CARGO_TARGET_DIR=$STATIC_TARGET \
-		RUSTFLAGS="-C target-feature=+crt-static" \
-		cargo build -q --release --target x86_64-unknown-linux-gnu \
-		-p imp2-record -p imp2-tools) >"$BUILD/cargo.log" 2>&1; then
-		local r=$STATIC_TARGET/x86_64-unknown-linux-gnu/release b
+	# Dynamically linked, as the host builds them: they link libpcap (the
+	# filter compiler), whose static archive needs dbus and systemd
+	# archives Debian does not ship. Their libraries go into the initramfs
+	# (copy_libs), as tcpdump's do.
+	log "building imp2-record, imp2-info, imp2-convert"
+	if (cd "$ROOT" && cargo build -q --release -p imp2-record -p imp2-tools) \
+		>"$BUILD/cargo.log" 2>&1; then
+		local r=$ROOT/target/release b
 		for b in imp2-record imp2-info imp2-convert; do
 			[ -x "$r/$b" ] && cp "$r/$b" "$BIN/$b"
 		done
@@ -204,23 +206,28 @@ build_binaries() {
 	else
 		log "cargo build failed (see $BUILD/cargo.log): scenarios needing imp2-record will fail"
 	fi
-	# imp2-convert runs on the host: a normal build is fine, the static one too.
 }
 
 # --- initramfs ---------------------------------------------------------------
-# Debian's dynamically linked tcpdump for the "tcpdump" scenario: the binary
-# as /bin/tcpdump, every library ldd lists and the dynamic loader at their
-# host paths (the loader's built-in search path covers /lib/x86_64-linux-gnu).
+# Every library a dynamically linked binary needs (ldd) and the dynamic
+# loader, at their host paths (the loader's built-in search path covers
+# /lib/x86_64-linux-gnu): for Debian's tcpdump (the "tcpdump" scenario) and
+# the Rust tools. Static binaries list none.
+copy_libs() {
+	local ir=$1 bin=$2 lib
+	for lib in $(ldd "$bin" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) (.*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do
+		mkdir -p "$ir$(dirname "$lib")"
+		cp -L "$lib" "$ir$lib"
+	done
+}
+
 copy_tcpdump() {
-	local ir=$1 td lib
+	local ir=$1 td
 	td=$(command -v tcpdump || true)
 	[ -n "$td" ] || { [ -x /usr/sbin/tcpdump ] && td=/usr/sbin/tcpdump; } ||
 		die "tcpdump not found after installing it"
 	cp "$td" "$ir/bin/tcpdump"
-	for lib in $(ldd "$td" | sed -n 's/.*=> \(\/[^ ]*\) (.*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do
-		mkdir -p "$ir$(dirname "$lib")"
-		cp -L "$lib" "$ir$lib"
-	done
+	copy_libs "$ir" "$td"
 }
 
 build_initramfs() {
@@ -238,6 +245,10 @@ build_initramfs() {
 	mknod -m 666 "$ir/dev/null" c 1 3
 	mknod -m 600 "$ir/dev/ttyS1" c 4 65
 	copy_tcpdump "$ir"
+	local b
+	for b in "$BIN"/*; do
+		copy_libs "$ir" "$b"
+	done
 	printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$ir/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$ir/etc/group"
 	(cd "$ir" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$dir/initramfs.cpio.gz"
