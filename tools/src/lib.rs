@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod harness;
+pub mod selection;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

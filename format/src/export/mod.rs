@@ -40,6 +40,7 @@ use std::io::Write;
 use std::path::Path;
 use std::str::FromStr;
 
+use crate::filter::{Selection, Selector};
 use crate::log::{
     Footer, Interface, LogEvent, LogHeader, LogReader, Losses, OnDamage, ReadError, ReadErrorKind,
     Skipped,
@@ -131,6 +132,9 @@ impl From<LinkType> for ExportOptions {
 pub struct ExportReport {
     /// Packets written.
     pub packets: u64,
+    /// Records looked at: all of them, or with a [`Selection`] those read
+    /// before the walk ended (`-c`), of which `packets` were kept.
+    pub examined: u64,
     /// Interface description blocks written (pcapng; 0 for pcap).
     pub interfaces: u32,
     /// Losses of the run as far as the valid part of the log tells (the
@@ -221,7 +225,7 @@ pub fn export_with<W: Write>(
     out: W,
     options: impl Into<ExportOptions>,
 ) -> Result<ExportReport, ExportError> {
-    export_to(reader, format, out, options.into())
+    export_to(reader, format, out, options.into(), &Selection::default())
 }
 
 /// The export into any [`output::Output`]: a writer, or the hand-off to a
@@ -231,6 +235,7 @@ fn export_to<O: output::Output>(
     format: Format,
     out: O,
     options: ExportOptions,
+    selection: &Selection,
 ) -> Result<ExportReport, ExportError> {
     let header = reader.header();
     let (link, on_damage) = (options.link_type, options.on_damage);
@@ -239,8 +244,14 @@ fn export_to<O: output::Output>(
             reader,
             pcapng::PcapngSink::new(out, header, link)?,
             on_damage,
+            selection,
         ),
-        Format::Pcap => run(reader, pcap::PcapSink::new(out, header, link)?, on_damage),
+        Format::Pcap => run(
+            reader,
+            pcap::PcapSink::new(out, header, link)?,
+            on_damage,
+            selection,
+        ),
     }
 }
 
@@ -265,8 +276,22 @@ pub fn export_threaded_with<W: Write + Send>(
     out: W,
     options: impl Into<ExportOptions>,
 ) -> Result<ExportReport, ExportError> {
+    export_threaded_selected(reader, format, out, options, &Selection::default())
+}
+
+/// [`export_threaded_with`], writing only the records `selection` keeps
+/// ([`ExportReport::examined`] says how many it looked at).
+pub fn export_threaded_selected<W: Write + Send>(
+    reader: &LogReader,
+    format: Format,
+    out: W,
+    options: impl Into<ExportOptions>,
+    selection: &Selection,
+) -> Result<ExportReport, ExportError> {
     let options = options.into();
-    output::with_writer_thread(out, |handoff| export_to(reader, format, handoff, options))
+    output::with_writer_thread(out, |handoff| {
+        export_to(reader, format, handoff, options, selection)
+    })
 }
 
 /// Exports to pcapng; see [`export`].
@@ -325,7 +350,11 @@ fn run<'r, S: Sink<'r>>(
     reader: &'r LogReader,
     mut sink: S,
     on_damage: OnDamage,
+    selection: &Selection,
 ) -> Result<ExportReport, ExportError> {
+    let all = selection.keeps_all();
+    let mut selector = Selector::new(selection, &reader.header().interfaces);
+    let mut examined = 0u64;
     let mut packets = 0u64;
     let mut losses = Losses::default();
     let mut footer = None;
@@ -337,12 +366,26 @@ fn run<'r, S: Sink<'r>>(
     while let Some(chunk) = chunks.next() {
         match chunk {
             Ok((records, event)) => {
-                for record in records {
-                    sink.record(packets, record)?;
-                    packets += 1;
+                if all {
+                    for record in records {
+                        sink.record(packets, record)?;
+                        packets += 1;
+                    }
+                    examined += records.len() as u64;
+                } else {
+                    for record in records {
+                        if selector.keep(record) {
+                            sink.record(packets, record)?;
+                            packets += 1;
+                        }
+                    }
+                    examined = selector.examined;
                 }
                 match event {
-                    Some(LogEvent::Interface(interface)) => sink.interface(&interface)?,
+                    Some(LogEvent::Interface(interface)) => {
+                        selector.interface(&interface);
+                        sink.interface(&interface)?
+                    }
                     Some(LogEvent::Losses(delta)) => losses.add(&delta),
                     Some(LogEvent::Footer(f)) => footer = Some(f),
                     Some(LogEvent::Skipped(s)) => skipped.push(s),
@@ -354,6 +397,9 @@ fn run<'r, S: Sink<'r>>(
                 break;
             }
         }
+        if selector.done() {
+            break;
+        }
     }
     // The footer holds the run's totals; the deltas should sum to the
     // same, but the footer is what the recorder vouched for at the end.
@@ -361,7 +407,7 @@ fn run<'r, S: Sink<'r>>(
         losses = f.losses;
     }
     let lost_to_damage = match &footer {
-        Some(f) if !skipped.is_empty() => Some(f.records.saturating_sub(packets)),
+        Some(f) if !skipped.is_empty() => Some(f.records.saturating_sub(examined)),
         _ => None,
     };
     let interfaces = sink.finish(&Ending {
@@ -374,6 +420,7 @@ fn run<'r, S: Sink<'r>>(
     })?;
     Ok(ExportReport {
         packets,
+        examined,
         interfaces,
         losses,
         closed: footer.is_some(),

@@ -5,11 +5,15 @@
 //!   checks, and an interpreter with libpcap's semantics.
 //! - [`compile`]: tcpdump expressions through libpcap's compiler.
 //! - [`disasm`]: a program in words, as `tcpdump -d` prints it.
+//! - [`select`]: which records a reader keeps (expression, interfaces,
+//!   hooks, time range, count).
 
 pub mod bpf;
 pub mod compile;
 pub mod disasm;
+pub mod select;
 
 pub use bpf::{BadProgram, Insn, Program};
 pub use compile::{CompileError, Filter, compile, join_words};
 pub use disasm::disassemble;
+pub use select::{Selection, Selector};

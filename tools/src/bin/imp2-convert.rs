@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use imp2_format::export::{
-    ExportError, ExportOptions, ExportReport, Format, LinkType, export_threaded_with, io_reason,
-    places,
+    ExportError, ExportOptions, ExportReport, Format, LinkType, export_threaded_selected,
+    io_reason, places,
 };
 use imp2_format::log::{OnDamage, ReadErrorKind};
+use imp2_tools::selection::SelectionArgs;
 use imp2_tools::{Failure, describe_read_error, open_log};
 
 const TOOL: &str = "imp2-convert";
@@ -47,6 +48,10 @@ enum LinkTypeArg {
 /// otherwise. A damaged log is converted up to the damage, then the tool
 /// exits 1; with --skip-damaged, every intact frame is converted.
 ///
+/// A filter expression after the options (tcpdump's syntax), -i, --hook,
+/// --from/--to and -c keep only some records; stderr then says how many
+/// matched.
+///
 /// Exit status: 0 ok, 1 error (unreadable or damaged log, write error),
 /// 2 usage. With --skip-damaged, damage alone does not fail: it is
 /// reported as warnings.
@@ -80,6 +85,8 @@ struct Args {
     /// writes the IP packet alone.
     #[arg(long, value_enum, value_name = "TYPE", default_value = "sll2")]
     linktype: LinkTypeArg,
+    #[command(flatten)]
+    select: SelectionArgs,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +128,8 @@ fn run(args: &Args) -> Result<(), Failure> {
         )));
     }
 
+    // Before anything is opened or created: a bad filter truncates nothing.
+    let selection = args.select.selection()?;
     let reader = open_log(&args.log)?;
     let options = ExportOptions {
         on_damage: if args.skip_damaged {
@@ -142,7 +151,7 @@ fn run(args: &Args) -> Result<(), Failure> {
             .try_clone_to_owned()
             .map(File::from)
             .map_err(|e| Failure::runtime(format!("stdout: {}", io_reason(&e))))?;
-        match export_threaded_with(&reader, format, stdout, options) {
+        match export_threaded_selected(&reader, format, stdout, options, &selection) {
             Ok(report) => report,
             // The reader went away (`| head`, `tshark -c N`): it has what it
             // wanted; say nothing, like a tool killed by SIGPIPE.
@@ -162,7 +171,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         // from a second thread, so that the kernel's copy into the page
         // cache overlaps with reading the log. No fsync unless asked (see
         // `--sync`): it made the conversion wait for the disk.
-        let report = export_threaded_with(&reader, format, &file, options);
+        let report = export_threaded_selected(&reader, format, &file, options, &selection);
         let report = report.and_then(|r| {
             // Only files and block devices have anything to flush: fsync
             // of a pipe or a character device (`-o /dev/null`) fails with
@@ -180,6 +189,12 @@ fn run(args: &Args) -> Result<(), Failure> {
     };
     if let Some(note) = pcap_note(format, &report) {
         eprintln!("{TOOL}: note: {note}");
+    }
+    if !selection.keeps_all() {
+        eprintln!(
+            "{TOOL}: {} of {} records matched",
+            report.packets, report.examined
+        );
     }
     if args.skip_damaged {
         warn_damage(&args.log, &report);
