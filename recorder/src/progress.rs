@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::sink::Sink;
+use crate::log_sink::Sink;
 
 /// The status line on the screen now, if any (without its `\r` and erase
 /// sequence), so that [`message`] can draw it again.

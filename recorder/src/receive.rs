@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use io_uring::{IoUring, cqueue, opcode, types};
 
-use crate::netlink::poll_readable;
+use crate::source::imp2::socket::poll_readable;
 
 /// Which receive path to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

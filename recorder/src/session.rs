@@ -11,10 +11,10 @@ use imp2_format::log::{
 };
 
 use crate::interfaces::{self, KnownInterfaces};
+use crate::log_sink::Sink;
 use crate::progress::Progress;
 use crate::receive::{IoMode, Receiver};
 use crate::signals;
-use crate::sink::Sink;
 use crate::source::Source;
 
 /// What the user asked for.

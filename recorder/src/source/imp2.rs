@@ -9,11 +9,14 @@ use imp2_format::wire::{
     BatchTrailer, BatchWalker, Config, Malformed, Message, NlHeader, TRAILER_MESSAGE_LEN, abi,
 };
 
-use crate::accounting::{TrailerAccounting, TrailerVerdict};
-use crate::netlink::ImpSocket;
+use crate::log_sink::Sink;
 use crate::session::RunError;
-use crate::sink::Sink;
 use crate::source::Source;
+use accounting::{TrailerAccounting, TrailerVerdict};
+use socket::ImpSocket;
+
+mod accounting;
+pub mod socket;
 
 /// How long to wait for the producer's ACK to REGISTER.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);

@@ -6,8 +6,11 @@
 
 use std::os::fd::RawFd;
 
+use crate::log_sink::Sink;
 use crate::session::RunError;
-use crate::sink::Sink;
+
+pub mod imp2;
+pub mod nflog;
 
 /// A producer of batched capture records.
 pub trait Source {

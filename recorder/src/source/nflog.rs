@@ -27,10 +27,10 @@ use imp2_format::nflog::{
 use imp2_format::wire::abi::{FAMILY_F_IPV4, FAMILY_F_IPV6};
 use netlink_sys::{Socket, SocketAddr};
 
-use crate::netlink::{poll_readable, recv_datagram, set_rcvbuf};
+use crate::log_sink::Sink;
 use crate::session::RunError;
-use crate::sink::Sink;
 use crate::source::Source;
+use crate::source::imp2::socket::{poll_readable, recv_datagram, set_rcvbuf};
 
 /// How long to wait for the kernel's ACK to BIND.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
