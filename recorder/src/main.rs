@@ -18,6 +18,7 @@ mod report;
 mod session;
 mod signals;
 mod source;
+mod sys;
 
 use std::process::ExitCode;
 
