@@ -11,7 +11,7 @@ use imp2_format::log::{
 };
 
 use crate::interfaces::{self, KnownInterfaces};
-use crate::log_sink::Sink;
+use crate::log_sink::LogSink;
 use crate::progress::Progress;
 use crate::receive::{IoMode, Receiver};
 use crate::signals;
@@ -47,7 +47,7 @@ const DIRECT_FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Result of a run, for the final summary.
 #[derive(Debug)]
-pub struct Summary {
+pub struct SessionSummary {
     /// Footer written to the log (totals and losses).
     pub footer: Footer,
     /// Datagrams (batches) received.
@@ -110,7 +110,7 @@ pub fn run(
     opts: &Options,
     source: &mut dyn Source,
     notice: &mut dyn FnMut(String),
-) -> Result<Summary, RunError> {
+) -> Result<SessionSummary, RunError> {
     let started = Instant::now();
     signals::install().map_err(|e| RunError(format!("cannot install signal handlers: {e}")))?;
     let (hostname, kernel_release) = uname();
@@ -148,7 +148,7 @@ pub fn run(
     for i in &interfaces {
         known.insert(i.ifindex);
     }
-    let mut sink = Sink::new(writer, known, opts.count.unwrap_or(u64::MAX));
+    let mut sink = LogSink::new(writer, known, opts.count.unwrap_or(u64::MAX));
     if let Err(e) = source.start(&mut sink) {
         // Nothing was recorded: leave no empty log behind.
         drop(sink);
@@ -282,7 +282,7 @@ pub fn run(
             None => format!("{out}: closing the log: {e} (its committed part is valid)"),
         })
     })?;
-    Ok(Summary {
+    Ok(SessionSummary {
         footer,
         batches,
         received_bytes,

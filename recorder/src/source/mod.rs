@@ -6,7 +6,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::log_sink::Sink;
+use crate::log_sink::LogSink;
 use crate::session::RunError;
 
 pub mod imp2;
@@ -31,11 +31,11 @@ pub trait Source {
 
     /// Starts the capture (register, bind) and waits for the producer to
     /// agree. Datagrams arriving meanwhile are decoded into `sink`.
-    fn start(&mut self, sink: &mut Sink) -> Result<(), RunError>;
+    fn start(&mut self, sink: &mut LogSink) -> Result<(), RunError>;
 
     /// Decodes one received datagram: appends its records to `sink`,
     /// commits them, and records what it reveals as lost.
-    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink);
+    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut LogSink);
 
     /// Asks the producer to stop and flush; its acknowledgement arrives
     /// through [`Source::on_datagram`] after the final batches.
@@ -46,7 +46,7 @@ pub trait Source {
 
     /// Called once a second while idle-waiting: a source may print hints
     /// (e.g. no records after a while).
-    fn on_tick(&mut self, _sink: &Sink, _notice: &mut dyn FnMut(String)) {}
+    fn on_tick(&mut self, _sink: &LogSink, _notice: &mut dyn FnMut(String)) {}
 
     /// Set when the producer went away (a user-space stand-in exited):
     /// nothing more can arrive, so the run ends; says why.

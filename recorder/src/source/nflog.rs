@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use imp2_format::nflog::{ConfigRequest, Message, Walker, consts};
 use netlink_sys::{Socket, SocketAddr};
 
-use crate::log_sink::Sink;
+use crate::log_sink::LogSink;
 use crate::session::RunError;
 use crate::source::Source;
 use crate::sys::{poll_readable, recv_datagram, set_rcvbuf, socket_drops};
@@ -125,7 +125,7 @@ impl NflogSource {
 
     /// Receives until the ACK of request `seq`; returns its errno (0 or
     /// negative). Packets arriving meanwhile are decoded into `sink`.
-    fn wait_ack(&mut self, seq: u32, sink: &mut Sink) -> Result<i32, RunError> {
+    fn wait_ack(&mut self, seq: u32, sink: &mut LogSink) -> Result<i32, RunError> {
         let deadline = Instant::now() + ACK_TIMEOUT;
         let mut buf = vec![0u8; DATAGRAM_MAX];
         loop {
@@ -193,7 +193,7 @@ impl Source for NflogSource {
         self.settings.copy_range()
     }
 
-    fn start(&mut self, sink: &mut Sink) -> Result<(), RunError> {
+    fn start(&mut self, sink: &mut LogSink) -> Result<(), RunError> {
         let seq = self
             .send(&self.settings.bind_request(), "BIND")
             .map_err(RunError)?;
@@ -211,7 +211,7 @@ impl Source for NflogSource {
     }
 
     #[inline]
-    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) {
+    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut LogSink) {
         self.decoder.decode(buf, truncated, sink)
     }
 
@@ -225,7 +225,7 @@ impl Source for NflogSource {
         self.decoder.unbind_errno.is_some()
     }
 
-    fn on_tick(&mut self, _sink: &Sink, notice: &mut dyn FnMut(String)) {
+    fn on_tick(&mut self, _sink: &LogSink, notice: &mut dyn FnMut(String)) {
         let Some(started) = self.started else { return };
         // The kernel may hold packets for the whole flush timeout: no hint
         // before it has passed.

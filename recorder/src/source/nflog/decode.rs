@@ -7,7 +7,7 @@ use imp2_format::nflog::{LoggedPacket, Malformed, Message, PacketParser, Walker}
 use imp2_format::wire::abi::{FAMILY_F_IPV4, FAMILY_F_IPV6};
 
 use super::Settings;
-use crate::log_sink::Sink;
+use crate::log_sink::LogSink;
 use crate::sys::now_ns;
 
 /// Decoding of datagrams and the state it needs.
@@ -80,7 +80,7 @@ impl NflogDecoder {
         p: LoggedPacket<'_>,
         losses: &mut Losses,
         received_ns: &mut Option<u64>,
-        sink: &mut Sink,
+        sink: &mut LogSink,
     ) {
         self.packets += 1;
         match p.seq {
@@ -117,7 +117,7 @@ impl NflogDecoder {
     }
 
     /// The hot path: walk one datagram, append its records, account.
-    pub(super) fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) {
+    pub(super) fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut LogSink) {
         sink.on_datagram(buf.len());
         let mut losses = Losses::default();
         if truncated {
@@ -211,7 +211,7 @@ mod tests {
         NflogDecoder::new(&settings)
     }
 
-    fn sink(dir: &tempfile::TempDir) -> Sink {
+    fn sink(dir: &tempfile::TempDir) -> LogSink {
         let header = LogHeader {
             version: (1, 2),
             tsresol_digits: 6,
@@ -220,7 +220,7 @@ mod tests {
         let writer = LogWriter::create(&dir.path().join("t.log"), &header).unwrap();
         let mut known = KnownInterfaces::default();
         known.insert(1);
-        Sink::new(writer, known, u64::MAX)
+        LogSink::new(writer, known, u64::MAX)
     }
 
     fn packet(seq: u32, family: u8, stamped: bool) -> PacketMessage<'static> {
