@@ -10,6 +10,7 @@ use crate::log_sink::LogSink;
 use crate::session::RunError;
 
 pub mod imp2;
+mod netlink;
 pub mod nflog;
 
 /// A producer of batched capture records.

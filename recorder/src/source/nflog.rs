@@ -24,8 +24,8 @@ use netlink_sys::{Socket, SocketAddr};
 
 use crate::log_sink::LogSink;
 use crate::session::RunError;
-use crate::source::Source;
-use crate::sys::{poll_readable, recv_datagram, set_rcvbuf, socket_drops};
+use crate::source::{Source, netlink};
+use crate::sys::{poll_readable, recv_datagram, socket_drops};
 use bind::explain_bind_errno;
 use decode::NflogDecoder;
 
@@ -61,7 +61,7 @@ impl NflogSource {
     /// Opens the `NETLINK_NETFILTER` socket (no request sent yet).
     pub fn open(settings: Settings) -> Result<NflogSource, RunError> {
         settings.validate().map_err(RunError)?;
-        let mut socket = Socket::new(consts::NETLINK_NETFILTER as isize).map_err(|e| {
+        let socket = Socket::new(consts::NETLINK_NETFILTER as isize).map_err(|e| {
             RunError(if e.raw_os_error() == Some(libc::EPROTONOSUPPORT) {
                 "this kernel has no nfnetlink (CONFIG_NETFILTER_NETLINK): NFLOG is unavailable"
                     .into()
@@ -69,28 +69,15 @@ impl NflogSource {
                 format!("cannot open a NETLINK_NETFILTER socket: {e}")
             })
         })?;
-        let addr = socket
-            .bind_auto()
-            .map_err(|e| RunError(format!("cannot bind the NETLINK_NETFILTER socket: {e}")))?;
-        let rcvbuf_capped = set_rcvbuf(&socket, settings.rcvbuf).map_err(|e| {
-            RunError(format!(
-                "cannot set the receive buffer to {} bytes: {e}",
-                settings.rcvbuf
-            ))
-        })?;
-        let rcvbuf = socket
-            .get_rx_buf_sz()
-            .map_err(|e| RunError(format!("cannot read the receive buffer size: {e}")))?;
         // Losses are found from sequence gaps, exactly; ENOBUFS would only
         // say "something" was lost (and make the kernel drop more).
-        socket
-            .set_no_enobufs(true)
-            .map_err(|e| RunError(format!("cannot set NETLINK_NO_ENOBUFS: {e}")))?;
+        let bound =
+            netlink::bind(socket, "NETLINK_NETFILTER", settings.rcvbuf).map_err(RunError)?;
         Ok(NflogSource {
-            socket,
-            port_id: addr.port_number(),
-            rcvbuf,
-            rcvbuf_capped,
+            socket: bound.socket,
+            port_id: bound.port_id,
+            rcvbuf: bound.rcvbuf,
+            rcvbuf_capped: bound.rcvbuf_capped,
             settings,
             request_seq: 0,
             decoder: NflogDecoder::new(&settings),

@@ -9,7 +9,8 @@ use imp2_format::wire::{
 };
 use netlink_sys::{Socket, SocketAddr};
 
-use crate::sys::{poll_readable, recv_datagram, set_rcvbuf};
+use crate::source::netlink;
+use crate::sys::{poll_readable, recv_datagram};
 
 /// A registration failure, explained for the user.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ impl ImpSocket {
     /// `rcvbuf` bytes and suppresses ENOBUFS (losses are found from the
     /// trailers instead, exactly).
     pub fn open(unit: i32, peer: u32, rcvbuf: usize) -> Result<ImpSocket, RegisterError> {
-        let mut socket = Socket::new(unit as isize).map_err(|e| {
+        let socket = Socket::new(unit as isize).map_err(|e| {
             if e.raw_os_error() == Some(libc::EPROTONOSUPPORT) {
                 RegisterError(format!(
                     "netlink unit {unit} is not available: the imp2 module is not loaded \
@@ -56,27 +57,14 @@ impl ImpSocket {
                 RegisterError(format!("cannot open a netlink socket on unit {unit}: {e}"))
             }
         })?;
-        let addr = socket
-            .bind_auto()
-            .map_err(|e| RegisterError(format!("cannot bind the netlink socket: {e}")))?;
-        let rcvbuf_capped = set_rcvbuf(&socket, rcvbuf).map_err(|e| {
-            RegisterError(format!(
-                "cannot set the receive buffer to {rcvbuf} bytes: {e}"
-            ))
-        })?;
-        let granted = socket
-            .get_rx_buf_sz()
-            .map_err(|e| RegisterError(format!("cannot read the receive buffer size: {e}")))?;
-        socket
-            .set_no_enobufs(true)
-            .map_err(|e| RegisterError(format!("cannot set NETLINK_NO_ENOBUFS: {e}")))?;
+        let bound = netlink::bind(socket, "netlink", rcvbuf).map_err(RegisterError)?;
         Ok(ImpSocket {
-            socket,
+            socket: bound.socket,
             unit,
             peer,
-            port_id: addr.port_number(),
-            rcvbuf: granted,
-            rcvbuf_capped,
+            port_id: bound.port_id,
+            rcvbuf: bound.rcvbuf,
+            rcvbuf_capped: bound.rcvbuf_capped,
             seq: 0,
         })
     }
