@@ -3,6 +3,12 @@
 //! netlink socket, its control conversation (start, stop) and the decoding
 //! of its datagrams into records and losses; the receive loop, the log and
 //! the reporting are shared.
+//!
+//! - [`imp2`]: the module's source; `imp2/socket.rs` its socket and
+//!   REGISTER/UNREGISTER, `imp2/accounting.rs` the trailers' loss accounting.
+//! - [`nflog`]: the NFLOG source; `nflog/bind.rs` its settings and BIND,
+//!   `nflog/decode.rs` its datagram decoder.
+//! - `netlink.rs`: the socket setup both share.
 
 use std::os::fd::RawFd;
 
