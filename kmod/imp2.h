@@ -43,6 +43,12 @@
 struct imp2_session {
 	u64 gen;		/* session number, from 1, never reused */
 	u32 portid;		/* the recorder's netlink port id */
+	/*
+	 * The kernel socket batches go out on. Borrowed, not owned: it is
+	 * imp2_main.c's, and released only at module exit after every
+	 * session was detached.
+	 */
+	struct sock *sk;
 	struct imp2_config cfg;	/* as registered, validated */
 	bool all_protocols;	/* cfg.protocols is all zero */
 	u32 skb_size;		/* bytes: alloc_skb() size of a batch */
@@ -91,7 +97,6 @@ struct imp2_cpu {
 };
 
 /* imp2_main.c */
-extern struct sock *imp2_sk;
 extern unsigned int imp2_unit;
 extern struct mutex imp2_mutex;
 extern struct imp2_session __rcu *imp2_session;
@@ -107,6 +112,7 @@ void imp2_hooks_unregister(void);
 void imp2_capture_detach(struct imp2_session *s, bool final);
 
 /* imp2_legacy.c */
+void imp2_legacy_init(struct sock *sk);
 void imp2_legacy_input(struct sk_buff *skb);
 void imp2_legacy_release(u32 portid);
 void imp2_legacy_packet(struct sk_buff *skb);

@@ -58,10 +58,11 @@ static void imp2_cpu_reset(struct imp2_cpu *c, const struct imp2_session *s)
 }
 
 /*
- * Closes @c's batch with its trailer and hands it to netlink. Called with
- * c->lock held and BHs disabled: netlink_unicast() may reallocate a batch
- * that is more than half empty (netlink_trim) with gfp_any(), which is
- * GFP_ATOMIC only in that state, and with MSG_DONTWAIT it never sleeps.
+ * Closes @c's batch with its trailer and hands it to netlink on the
+ * session's socket (s->sk). Called with c->lock held and BHs disabled:
+ * netlink_unicast() may reallocate a batch that is more than half empty
+ * (netlink_trim) with gfp_any(), which is GFP_ATOMIC only in that state, and
+ * with MSG_DONTWAIT it never sleeps.
  * netlink_unicast() consumes the skb whatever it returns.
  *
  * An empty batch is sent only as the final one (@why has
@@ -103,7 +104,7 @@ static void imp2_flush(struct imp2_cpu *c, struct imp2_session *s, u32 why)
 	memcpy(t->dropped, c->dropped, sizeof(t->dropped));
 	memcpy(t->dropped_total, c->dropped_total, sizeof(t->dropped_total));
 
-	err = netlink_unicast(imp2_sk, skb, s->portid, MSG_DONTWAIT);
+	err = netlink_unicast(s->sk, skb, s->portid, MSG_DONTWAIT);
 	if (err >= 0) {
 		c->seq++;
 		c->records_total += n;

@@ -29,12 +29,24 @@
 
 #include "imp2.h"
 
+/*
+ * The module's kernel socket, to send on. Borrowed from imp2_main.c: set by
+ * imp2_legacy_init() before the hooks are registered, valid until after
+ * they are unregistered at module exit.
+ */
+static struct sock *imp2_legacy_sk;
+
 /* Port id of the legacy client, 0 when none (as in the original). */
 static u32 imp2_legacy_portid;
 
 static atomic64_t imp2_legacy_sent = ATOMIC64_INIT(0);	/* messages */
 static atomic64_t imp2_legacy_dropped = ATOMIC64_INIT(0);	/* messages */
 static atomic64_t imp2_legacy_refused = ATOMIC64_INIT(0);	/* IMP2_U_PID */
+
+void imp2_legacy_init(struct sock *sk)
+{
+	imp2_legacy_sk = sk;
+}
 
 bool imp2_legacy_attached(void)
 {
@@ -112,7 +124,7 @@ void imp2_legacy_packet(struct sk_buff *skb)
 	info->dest = (__force __u32)iph->daddr;
 
 	local_bh_disable();
-	err = netlink_unicast(imp2_sk, nskb, portid, MSG_DONTWAIT);
+	err = netlink_unicast(imp2_legacy_sk, nskb, portid, MSG_DONTWAIT);
 	local_bh_enable();
 	if (err < 0) {
 		atomic64_inc(&imp2_legacy_dropped);

@@ -37,7 +37,13 @@ module_param_named(unit, imp2_unit, uint, 0444);
 MODULE_PARM_DESC(unit, "netlink unit (protocol number) to listen on, 0..31 (default "
 		 __stringify(IMP2_NETLINK_UNIT) ")");
 
-struct sock *imp2_sk;
+/*
+ * The kernel end of the unit. Owned here: created at init, released at exit
+ * once hooks, sessions and the legacy client can no longer use it. The
+ * capture code reaches it through the session (imp2_session.sk), the legacy
+ * code through imp2_legacy_init().
+ */
+static struct sock *imp2_sk;
 
 /*
  * imp2_mutex serialises the control path: REGISTER, UNREGISTER, the
@@ -186,6 +192,7 @@ static int imp2_register(struct sk_buff *skb, const struct nlmsghdr *nlh,
 	imp2_session_derive(s);
 	/* The sender's port, not nlmsg_pid, which the sender may forge. */
 	s->portid = NETLINK_CB(skb).portid;
+	s->sk = imp2_sk;
 
 	mutex_lock(&imp2_mutex);
 	if (rcu_access_pointer(imp2_session)) {
@@ -300,6 +307,7 @@ static int __init imp2_init(void)
 		err = -EBUSY;
 		goto err_capture;
 	}
+	imp2_legacy_init(imp2_sk);
 
 	err = netlink_register_notifier(&imp2_nl_notifier);
 	if (err)

@@ -5,11 +5,11 @@
  *
  * The counters are those of the current recorder's session, or of the last
  * one after it detached (they restart at each REGISTER); see struct
- * imp2_counters for what each counts. After a final flush:
- *   seen == filtered + sent + dropped_nomem + dropped_rcvbuf + dropped_send
- *           + dropped_other
- * Then one line per CPU that took part in the session, and the legacy
- * client's state.
+ * imp2_counters for what each counts. The drops come one line per cause,
+ * "dropped_<name>", from the imp2_drop_names table. After a final flush:
+ *   seen == filtered + sent + the sum of the dropped_* lines
+ * Then one line per CPU that took part in the session (its drops summed
+ * over the causes), and the legacy client's state.
  */
 
 #include <linux/kernel.h>
@@ -20,6 +20,7 @@
 
 #include "imp2.h"
 
+/* The name of each drop cause in /proc; one entry per enum imp2_drop_cause. */
 static const char *const imp2_drop_names[IMP2_DROP__MAX] = {
 	[IMP2_DROP_NOMEM]	= "nomem",
 	[IMP2_DROP_RCVBUF]	= "rcvbuf",
@@ -96,16 +97,16 @@ static int imp2_proc_show(struct seq_file *m, void *v)
 
 	for_each_possible_cpu(cpu) {
 		struct imp2_cpu *c = per_cpu_ptr(imp2_cpus, cpu);
+		u64 cpu_dropped = 0;
 
 		spin_lock_bh(&c->lock);
-		if (last->gen && c->gen == last->gen)
+		if (last->gen && c->gen == last->gen) {
+			for (i = 0; i < IMP2_DROP__MAX; i++)
+				cpu_dropped += c->dropped_total[i];
 			seq_printf(m, "cpu%u seq %llu seen %llu sent %llu pending %u dropped %llu\n",
 				   cpu, c->seq, c->cnt.seen, c->records_total,
-				   c->records,
-				   c->dropped_total[IMP2_DROP_NOMEM] +
-				   c->dropped_total[IMP2_DROP_RCVBUF] +
-				   c->dropped_total[IMP2_DROP_SEND] +
-				   c->dropped_total[IMP2_DROP_OTHER]);
+				   c->records, cpu_dropped);
+		}
 		spin_unlock_bh(&c->lock);
 	}
 	mutex_unlock(&imp2_mutex);

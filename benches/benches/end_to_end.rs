@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use imp2_benches::{Loadgen, Receiver, wait};
+use imp2_benches::{Loadgen, ReceiverKind, wait};
 
-fn pair(dir: &std::path::Path, mode: Receiver, records: u64) -> Duration {
+fn pair(dir: &std::path::Path, mode: ReceiverKind, records: u64) -> Duration {
     let mut args: Vec<String> = vec!["-n".into(), records.to_string()];
     args.extend(mode.loadgen_args().iter().map(|s| s.to_string()));
     let lg = Loadgen::start(dir, &args);
@@ -32,8 +32,8 @@ fn e2e(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(1));
     g.measurement_time(Duration::from_secs(10));
-    for mode in [Receiver::Batched, Receiver::PerRecord] {
-        let name = if mode == Receiver::Batched {
+    for mode in [ReceiverKind::Batched, ReceiverKind::PerRecord] {
+        let name = if mode == ReceiverKind::Batched {
             "batched"
         } else {
             "per_record"
@@ -41,7 +41,7 @@ fn e2e(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 // Cap a sample at 5M records (per-record: 500k) to bound it.
-                let cap = if mode == Receiver::Batched {
+                let cap = if mode == ReceiverKind::Batched {
                     5_000_000
                 } else {
                     500_000

@@ -265,7 +265,7 @@ pub mod append_baseline {
 
 /// Which receiver a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Receiver {
+pub enum ReceiverKind {
     /// imp2-record, batches from the loadgen.
     Batched,
     /// imp2-record, the loadgen in `--per-record` mode.
@@ -276,21 +276,21 @@ pub enum Receiver {
     Direct,
 }
 
-impl Receiver {
+impl ReceiverKind {
     /// Name in reports.
     pub fn name(self) -> &'static str {
         match self {
-            Receiver::Batched => "imp2-record (batched)",
-            Receiver::PerRecord => "imp2-record --per-record",
-            Receiver::Bare => "bare receiver (walk only)",
-            Receiver::Direct => "imp2-record --direct (batched)",
+            ReceiverKind::Batched => "imp2-record (batched)",
+            ReceiverKind::PerRecord => "imp2-record --per-record",
+            ReceiverKind::Bare => "bare receiver (walk only)",
+            ReceiverKind::Direct => "imp2-record --direct (batched)",
         }
     }
 
     /// Extra loadgen arguments.
     pub fn loadgen_args(self) -> &'static [&'static str] {
         match self {
-            Receiver::PerRecord => &["--per-record"],
+            ReceiverKind::PerRecord => &["--per-record"],
             _ => &[],
         }
     }
@@ -298,7 +298,7 @@ impl Receiver {
     /// Starts the receiver against loadgen port `peer`, stopping after `n`
     /// records or `limit`.
     pub fn spawn(self, peer: u32, log: &Path, n: u64, rcvbuf: &str, limit: Duration) -> Child {
-        let name = if self == Receiver::Bare {
+        let name = if self == ReceiverKind::Bare {
             "imp2-bare-recv"
         } else {
             "imp2-record"
@@ -308,10 +308,10 @@ impl Receiver {
             .args(["--rcvbuf", rcvbuf])
             .args(["--duration", &format!("{:.3}", limit.as_secs_f64())])
             .args(["-c", &n.to_string()]);
-        if self != Receiver::Bare {
+        if self != ReceiverKind::Bare {
             cmd.arg("-q").arg("-o").arg(log);
         }
-        if self == Receiver::Direct {
+        if self == ReceiverKind::Direct {
             cmd.arg("--direct");
         }
         cmd.stdout(Stdio::piped())

@@ -8,8 +8,8 @@ use clap::Parser;
 use imp2_format::wire::{Config, ConfigError, abi};
 use imp2_tools::cli::count_at_least_one;
 
-use crate::nflog;
 use crate::receive::IoMode;
+use crate::source::nflog;
 
 /// The tool's name, first word of every line it prints.
 pub const TOOL: &str = "imp2-record";

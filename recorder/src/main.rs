@@ -8,20 +8,17 @@
 //! `imp2-record: what: why`; with `--json` it is also a JSON object on
 //! stdout.
 
-mod accounting;
 mod cache;
 mod cli;
-mod imp2;
 mod interfaces;
-mod netlink;
-mod nflog;
+mod log_sink;
 mod progress;
 mod receive;
 mod report;
 mod session;
 mod signals;
-mod sink;
 mod source;
+mod sys;
 
 use std::process::ExitCode;
 
@@ -29,6 +26,7 @@ use imp2_format::log::WriteMode;
 use imp2_tools::Failure;
 
 use cli::{Args, SourceArg, TOOL, config_from};
+use source::{imp2, nflog};
 
 fn main() -> ExitCode {
     let args = Args::parse_from_args(std::env::args_os());

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::sink::Sink;
+use crate::log_sink::LogSink;
 
 /// The status line on the screen now, if any (without its `\r` and erase
 /// sequence), so that [`message`] can draw it again.
@@ -68,7 +68,7 @@ impl Progress {
     /// overhead included, the number the disk has to keep up with. (It is
     /// not the netlink bytes received, which carry per-record headers the
     /// log drops, nor the captured bytes.)
-    pub fn tick(&mut self, sink: &Sink) {
+    pub fn tick(&mut self, sink: &LogSink) {
         if !self.enabled || self.last.elapsed() < Duration::from_secs(1) {
             return;
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use io_uring::{IoUring, cqueue, opcode, types};
 
-use crate::netlink::poll_readable;
+use crate::sys::{poll_readable, recv_datagram};
 
 /// Which receive path to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -532,25 +532,16 @@ impl Plain {
         let mut delivered = 0;
         // Drain what is queued, bounded so progress and signals are seen.
         while delivered < 256 {
-            // SAFETY: buf is valid for writes of buf.len() bytes.
-            let n = unsafe {
-                libc::recv(
-                    self.fd,
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_TRUNC | libc::MSG_DONTWAIT,
-                )
+            let (n, truncated) = match recv_datagram(&self.fd, &mut self.buf) {
+                Ok(r) => r,
+                Err(e) => {
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(delivered),
+                        _ => Err(e),
+                    };
+                }
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return match e.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(delivered),
-                    _ => Err(e),
-                };
-            }
-            let n = n as usize;
-            let len = n.min(self.buf.len());
-            on(&self.buf[..len], n > self.buf.len());
+            on(&self.buf[..n.min(self.buf.len())], truncated);
             delivered += 1;
         }
         Ok(delivered)

@@ -7,11 +7,11 @@ use imp2_format::log::{StopCause, StopReason};
 use serde_json::{Map, Value, json};
 
 use crate::progress::{packet_rate, plural};
-use crate::session::Summary;
+use crate::session::SessionSummary;
 
 /// The summary for people: what was recorded, how fast, what was lost, and
 /// where it went.
-pub fn human(s: &Summary) -> String {
+pub fn human(s: &SessionSummary) -> String {
     let f = &s.footer;
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let mut out = String::new();
@@ -85,7 +85,7 @@ fn stopped_by(stop: &StopReason) -> String {
 }
 
 /// The summary as one JSON object.
-pub fn json(s: &Summary) -> Value {
+pub fn json(s: &SessionSummary) -> Value {
     let f = &s.footer;
     let mut losses = Map::new();
     for (k, v) in f.losses.named() {

@@ -3,7 +3,7 @@
 //! cleanly, and finish the log.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use imp2_format::export::io_reason;
 use imp2_format::log::{
@@ -11,11 +11,12 @@ use imp2_format::log::{
 };
 
 use crate::interfaces::{self, KnownInterfaces};
+use crate::log_sink::LogSink;
 use crate::progress::Progress;
 use crate::receive::{IoMode, Receiver};
 use crate::signals;
-use crate::sink::Sink;
 use crate::source::Source;
+use crate::sys::{cpu_time, now_ns, uname};
 
 /// What the user asked for.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ const DIRECT_FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Result of a run, for the final summary.
 #[derive(Debug)]
-pub struct Summary {
+pub struct SessionSummary {
     /// Footer written to the log (totals and losses).
     pub footer: Footer,
     /// Datagrams (batches) received.
@@ -97,41 +98,6 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// User and system CPU time of this process so far.
-fn cpu_time() -> (Duration, Duration) {
-    // SAFETY: rusage is plain data that getrusage fills in.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let d = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (d(usage.ru_utime), d(usage.ru_stime))
-}
-
-fn uname() -> (String, String) {
-    // SAFETY: utsname is plain data; uname fills it with NUL-terminated
-    // strings on success.
-    unsafe {
-        let mut u: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut u) != 0 {
-            return (String::new(), String::new());
-        }
-        let s = |f: &[libc::c_char]| {
-            std::ffi::CStr::from_ptr(f.as_ptr())
-                .to_string_lossy()
-                .into_owned()
-        };
-        (s(&u.nodename), s(&u.release))
-    }
-}
-
 /// The stop reason of a write error: the OS's text alone (e.g. "No space
 /// left on device"), without the writer's context (which names the file,
 /// known to whoever reads it) or Rust's "(os error 28)".
@@ -144,7 +110,7 @@ pub fn run(
     opts: &Options,
     source: &mut dyn Source,
     notice: &mut dyn FnMut(String),
-) -> Result<Summary, RunError> {
+) -> Result<SessionSummary, RunError> {
     let started = Instant::now();
     signals::install().map_err(|e| RunError(format!("cannot install signal handlers: {e}")))?;
     let (hostname, kernel_release) = uname();
@@ -182,7 +148,7 @@ pub fn run(
     for i in &interfaces {
         known.insert(i.ifindex);
     }
-    let mut sink = Sink::new(writer, known, opts.count.unwrap_or(u64::MAX));
+    let mut sink = LogSink::new(writer, known, opts.count.unwrap_or(u64::MAX));
     if let Err(e) = source.start(&mut sink) {
         // Nothing was recorded: leave no empty log behind.
         drop(sink);
@@ -316,7 +282,7 @@ pub fn run(
             None => format!("{out}: closing the log: {e} (its committed part is valid)"),
         })
     })?;
-    Ok(Summary {
+    Ok(SessionSummary {
         footer,
         batches,
         received_bytes,

@@ -204,7 +204,7 @@ pub struct Integrity {
     /// Damaged stretches skipped (`--skip-damaged`), in file order.
     pub skipped: Vec<SkippedSummary>,
     /// Records lost in the skipped stretches: the footer's count less the
-    /// records read (also in [`Summary::losses`]); `null` when nothing was
+    /// records read (also in [`LogSummary::losses`]); `null` when nothing was
     /// skipped or the footer was lost.
     pub lost_to_damage: Option<u64>,
     /// When closed: whether the footer's totals match the records read;
@@ -298,7 +298,7 @@ impl Integrity {
 /// Everything `imp2-info` reports about a log; its JSON form is the
 /// `--json` output.
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub struct LogSummary {
     /// The log header.
     pub header: HeaderSummary,
     /// Records read.
@@ -363,16 +363,16 @@ fn header_summary(h: &LogHeader) -> HeaderSummary {
     }
 }
 
-impl Summary {
+impl LogSummary {
     /// Reads the whole log once and summarises it. Damage is reported in
-    /// [`Summary::integrity`], not as an error.
-    pub fn of(reader: &LogReader) -> Summary {
-        Summary::of_with(reader, OnDamage::Stop)
+    /// [`LogSummary::integrity`], not as an error.
+    pub fn of(reader: &LogReader) -> LogSummary {
+        LogSummary::of_with(reader, OnDamage::Stop)
     }
 
-    /// [`Summary::of`], reading past damaged frames with
+    /// [`LogSummary::of`], reading past damaged frames with
     /// [`OnDamage::Skip`] (and listing them in the integrity report).
-    pub fn of_with(reader: &LogReader, on_damage: OnDamage) -> Summary {
+    pub fn of_with(reader: &LogReader, on_damage: OnDamage) -> LogSummary {
         let header = reader.header();
         let mut names: HashMap<u32, String> = HashMap::new();
         for i in &header.interfaces {
@@ -488,7 +488,7 @@ impl Summary {
             "records_lost".into(),
             losses.records().saturating_add(lost_to_damage.unwrap_or(0)),
         );
-        Summary {
+        LogSummary {
             header: header_summary(header),
             records,
             first_ns: first,
@@ -584,7 +584,7 @@ impl Summary {
     }
 }
 
-impl Summary {
+impl LogSummary {
     /// The `losses` line: the recorder's losses and the records lost to
     /// skipped damage, or `none`.
     fn losses_text(&self) -> String {

@@ -305,7 +305,7 @@ impl Tally {
 }
 
 /// A recorder-like netlink socket.
-struct Receiver {
+struct RecorderSocket {
     sock: Socket,
     port: u32,
     peer: u32,
@@ -324,14 +324,14 @@ enum Got {
     Timeout,
 }
 
-impl Receiver {
-    fn new(peer: u32, rcvbuf: Option<usize>) -> Receiver {
+impl RecorderSocket {
+    fn new(peer: u32, rcvbuf: Option<usize>) -> RecorderSocket {
         let mut sock = Socket::new(UNIT).expect("netlink socket");
         let addr = sock.bind_auto().expect("bind");
         if let Some(bytes) = rcvbuf {
             set_rcvbuf(&sock, bytes);
         }
-        Receiver {
+        RecorderSocket {
             sock,
             port: addr.port_number(),
             peer,
@@ -483,7 +483,7 @@ const BIG_RCVBUF: usize = 64 << 20;
 /// unregisters; returns what arrived and the loadgen's report.
 fn run(args: &[&str], config: &Config, cpus: u32, rcvbuf: usize) -> (Tally, Value) {
     let lg = Loadgen::spawn(args);
-    let mut rx = Receiver::new(lg.port, Some(rcvbuf));
+    let mut rx = RecorderSocket::new(lg.port, Some(rcvbuf));
     assert_eq!(rx.register(config), 0);
     let mut tally = Tally::default();
     rx.collect(&mut tally, cpus);
@@ -618,7 +618,7 @@ fn filters_of_the_config_apply() {
 #[test]
 fn bad_configs_get_the_module_errno_then_a_good_one_is_accepted() {
     let lg = Loadgen::spawn(&["-n", "1000"]);
-    let mut rx = Receiver::new(lg.port, Some(BIG_RCVBUF));
+    let mut rx = RecorderSocket::new(lg.port, Some(BIG_RCVBUF));
     let bad = |f: &dyn Fn(&mut Config)| {
         let mut c = Config::default();
         f(&mut c);
@@ -651,9 +651,9 @@ fn bad_configs_get_the_module_errno_then_a_good_one_is_accepted() {
 fn second_registrant_gets_ebusy() {
     // Paced, so that the stream is still running when the second comes.
     let lg = Loadgen::spawn(&["-n", "20000", "--rate", "40000"]);
-    let mut first = Receiver::new(lg.port, Some(BIG_RCVBUF));
+    let mut first = RecorderSocket::new(lg.port, Some(BIG_RCVBUF));
     assert_eq!(first.register(&Config::default()), 0);
-    let mut second = Receiver::new(lg.port, None);
+    let mut second = RecorderSocket::new(lg.port, None);
     // The ACK may queue behind nothing: the second gets no batches.
     assert_eq!(second.register(&Config::default()), -libc::EBUSY);
     let mut tally = Tally::default();
@@ -701,7 +701,7 @@ fn overload_drops_are_counted_in_the_trailers() {
     };
     let lg = Loadgen::spawn(&["-n", "300000", "--cpus", "2"]);
     // Room for about three 64 KiB batches (the kernel doubles the value).
-    let mut rx = Receiver::new(lg.port, Some(100_000));
+    let mut rx = RecorderSocket::new(lg.port, Some(100_000));
     assert_eq!(rx.register(&config), 0);
     // Stopped at the start: the loadgen overruns the buffer.
     std::thread::sleep(Duration::from_millis(500));
@@ -723,7 +723,7 @@ fn overload_drops_are_counted_in_the_trailers() {
 #[test]
 fn unregister_mid_stream_stops_with_finals_then_ack() {
     let lg = Loadgen::spawn(&["-n", "100000000", "--rate", "100000", "--cpus", "2"]);
-    let mut rx = Receiver::new(lg.port, Some(BIG_RCVBUF));
+    let mut rx = RecorderSocket::new(lg.port, Some(BIG_RCVBUF));
     assert_eq!(rx.register(&Config::default()), 0);
     let mut tally = Tally::default();
     while tally.records < 5000 {
@@ -748,7 +748,7 @@ fn unregister_mid_stream_stops_with_finals_then_ack() {
 fn recorder_gone_stops_the_stream() {
     let lg = Loadgen::spawn(&["-n", "100000000", "--rate", "1000000"]);
     {
-        let mut rx = Receiver::new(lg.port, None);
+        let mut rx = RecorderSocket::new(lg.port, None);
         assert_eq!(rx.register(&Config::default()), 0);
         // Dropped here: its port id is gone.
     }
@@ -771,7 +771,7 @@ fn no_register_times_out() {
 #[test]
 fn unknown_requests_are_answered_like_netlink_rcv_skb() {
     let lg = Loadgen::spawn(&["-n", "10", "--register-timeout", "5"]);
-    let mut rx = Receiver::new(lg.port, None);
+    let mut rx = RecorderSocket::new(lg.port, None);
     // UNREGISTER before REGISTER: -ENOENT. Unknown request type:
     // -EOPNOTSUPP. A control type (< 0x10) is ignored: no answer.
     let seq = rx.next_seq();

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use imp2_benches::nflog_side::{self, NflogSide};
-use imp2_benches::{Loadgen, M, Receiver, bin, netlink_rmem, records_per_batch, signal, wait};
+use imp2_benches::{Loadgen, M, ReceiverKind, bin, netlink_rmem, records_per_batch, signal, wait};
 use serde_json::Value;
 
 /// Sizes of the runs; `--quick` is the CI smoke setting (< 2 minutes).
@@ -94,7 +94,7 @@ fn num(v: &Value, path: &[&str]) -> f64 {
 /// One live run: loadgen as fast as it can, the receiver concurrently with
 /// a receive buffer large enough that nothing is lost. Returns CPU ns per
 /// record of the receiver (user + sys from its JSON, start-up included).
-fn live(dir: &Path, mode: Receiver, n: u64) -> Result<f64, String> {
+fn live(dir: &Path, mode: ReceiverKind, n: u64) -> Result<f64, String> {
     let mut args: Vec<String> = vec!["-n".into(), n.to_string(), "--size".into(), "64".into()];
     args.extend(mode.loadgen_args().iter().map(|s| s.to_string()));
     let lg = Loadgen::start(dir, &args);
@@ -111,7 +111,7 @@ fn live(dir: &Path, mode: Receiver, n: u64) -> Result<f64, String> {
     }
     let j = json(&out.stdout, mode.name())?;
     let records = num(&j, &["records"]);
-    let lost = if mode == Receiver::Bare {
+    let lost = if mode == ReceiverKind::Bare {
         num(&j, &["dropped"])
     } else {
         num(&j, &["losses", "records_lost"])
@@ -142,7 +142,7 @@ fn until(timeout: Duration, nap: Duration, mut f: impl FnMut() -> bool) -> bool 
 /// buffer and exits, then the receiver is resumed: records/s = n / (time
 /// from SIGCONT until its socket queue is empty), read from
 /// /proc/net/netlink. Zero loss is checked.
-fn drain(dir: &Path, mode: Receiver, n: u64) -> Result<f64, String> {
+fn drain(dir: &Path, mode: ReceiverKind, n: u64) -> Result<f64, String> {
     let mut args: Vec<String> = vec![
         "-n".into(),
         n.to_string(),
@@ -185,7 +185,7 @@ fn drain(dir: &Path, mode: Receiver, n: u64) -> Result<f64, String> {
     }
     let j = json(&out.stdout, mode.name())?;
     let records = num(&j, &["records"]);
-    let lost = if mode == Receiver::Bare {
+    let lost = if mode == ReceiverKind::Bare {
         num(&j, &["dropped"])
     } else {
         num(&j, &["losses", "records_lost"])
@@ -228,11 +228,11 @@ fn hot_path(dir: &Path, n: u64) -> Result<(f64, f64, f64), String> {
 }
 
 /// Indexes of `RecvResults::cpu` and `rate`.
-const MODES: [Receiver; 4] = [
-    Receiver::Batched,
-    Receiver::PerRecord,
-    Receiver::Bare,
-    Receiver::Direct,
+const MODES: [ReceiverKind; 4] = [
+    ReceiverKind::Batched,
+    ReceiverKind::PerRecord,
+    ReceiverKind::Bare,
+    ReceiverKind::Direct,
 ];
 
 fn receivers(dir: &Path, plan: &Plan) -> RecvResults {
@@ -241,7 +241,7 @@ fn receivers(dir: &Path, plan: &Plan) -> RecvResults {
         for k in 0..MODES.len() {
             let i = (round + k) % MODES.len();
             let mode = MODES[i];
-            let n = if mode == Receiver::PerRecord {
+            let n = if mode == ReceiverKind::PerRecord {
                 plan.per_record_n
             } else {
                 plan.batched_n
@@ -350,7 +350,7 @@ fn append(dir: &Path, plan: &Plan) -> Append {
 fn record_log(dir: &Path, log: &Path, n: u64, sizes: &str) -> Result<u64, String> {
     let args: Vec<String> = vec!["-n".into(), n.to_string(), "--size".into(), sizes.into()];
     let lg = Loadgen::start(dir, &args);
-    let rec = Receiver::Batched.spawn(lg.port, log, n, "1G", Duration::from_secs(120));
+    let rec = ReceiverKind::Batched.spawn(lg.port, log, n, "1G", Duration::from_secs(120));
     let out = wait(rec, Duration::from_secs(130));
     let lg_out = wait(lg.child, Duration::from_secs(20));
     if !out.ok || !lg_out.ok {
@@ -1174,7 +1174,7 @@ fn render(
     );
     let _ = writeln!(o, "|---|---|---|---|---|");
     for (i, m) in MODES.iter().enumerate() {
-        let n = if *m == Receiver::PerRecord {
+        let n = if *m == ReceiverKind::PerRecord {
             plan.per_record_n
         } else {
             plan.batched_n

@@ -336,7 +336,7 @@ pub(crate) struct Ending<'a> {
 }
 
 /// One output format.
-pub(crate) trait Sink<'r> {
+pub(crate) trait ExportSink<'r> {
     /// Writes one packet; `index` counts packets from 0.
     fn record(&mut self, index: u64, record: &PacketRecord<'r>) -> Result<(), ExportError>;
     /// Learns an interface seen after the header.
@@ -346,7 +346,7 @@ pub(crate) trait Sink<'r> {
     fn finish(self, ending: &Ending<'_>) -> Result<u32, ExportError>;
 }
 
-fn run<'r, S: Sink<'r>>(
+fn run<'r, S: ExportSink<'r>>(
     reader: &'r LogReader,
     mut sink: S,
     on_damage: OnDamage,

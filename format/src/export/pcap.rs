@@ -21,7 +21,7 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapTsResolution, PcapWriteError, 
 use super::link::{LinkType, SLL2_HEADER_LEN};
 use super::output::{BUF_CAPACITY, FLUSH_AT, Output};
 use super::pcapng::error_chain;
-use super::{Ending, ExportError, Sink};
+use super::{Ending, ExportError, ExportSink};
 use crate::log::{Interface, LogHeader};
 use crate::record::PacketRecord;
 
@@ -155,7 +155,7 @@ impl<O: Output> PcapSink<O> {
     }
 }
 
-impl<'r, O: Output> Sink<'r> for PcapSink<O> {
+impl<'r, O: Output> ExportSink<'r> for PcapSink<O> {
     #[inline]
     fn record(&mut self, index: u64, record: &PacketRecord<'r>) -> Result<(), ExportError> {
         let mut scratch = [0u8; SLL2_HEADER_LEN];

@@ -54,7 +54,7 @@ use pcap_file::pcapng::{PcapNgWriteError, PcapNgWriter};
 
 use super::link::{LinkType, SLL2_HEADER_LEN};
 use super::output::{BUF_CAPACITY, FLUSH_AT, Output};
-use super::{Ending, ExportError, Sink, losses_summary, places, read_error_reason};
+use super::{Ending, ExportError, ExportSink, losses_summary, places, read_error_reason};
 use crate::log::{Interface, LogHeader, StopCause};
 use crate::record::{Hook, PacketRecord};
 
@@ -285,7 +285,7 @@ impl<O: Output> PcapngSink<O> {
     }
 }
 
-impl<'r, O: Output> Sink<'r> for PcapngSink<O> {
+impl<'r, O: Output> ExportSink<'r> for PcapngSink<O> {
     #[inline]
     fn record(&mut self, index: u64, record: &PacketRecord<'r>) -> Result<(), ExportError> {
         let id = match self.last_if {

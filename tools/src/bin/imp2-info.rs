@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use imp2_format::log::{OnDamage, trim_to_committed};
-use imp2_tools::{EXIT_FAILURE, Failure, Summary, open_log};
+use imp2_tools::{EXIT_FAILURE, Failure, LogSummary, open_log};
 
 const TOOL: &str = "imp2-info";
 
@@ -59,7 +59,7 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
     } else {
         OnDamage::Stop
     };
-    let summary = Summary::of_with(&reader, on_damage);
+    let summary = LogSummary::of_with(&reader, on_damage);
     if args.json {
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| Failure::runtime(format!("encoding JSON: {e}")))?;

@@ -9,7 +9,7 @@ use crate::interfaces::{self, KnownInterfaces};
 
 /// The log and the run's counters.
 #[derive(Debug)]
-pub struct Sink {
+pub struct LogSink {
     writer: LogWriter,
     known: KnownInterfaces,
     /// Interface of the last record appended (already named).
@@ -31,11 +31,11 @@ pub struct Sink {
     after_error: Losses,
 }
 
-impl Sink {
+impl LogSink {
     /// A sink writing to `writer`, naming interfaces not in `known` when
     /// they first appear, and writing at most `limit` records.
-    pub fn new(writer: LogWriter, known: KnownInterfaces, limit: u64) -> Sink {
-        Sink {
+    pub fn new(writer: LogWriter, known: KnownInterfaces, limit: u64) -> LogSink {
+        LogSink {
             writer,
             known,
             last_ifindex: None,

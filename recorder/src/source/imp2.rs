@@ -9,11 +9,14 @@ use imp2_format::wire::{
     BatchTrailer, BatchWalker, Config, Malformed, Message, NlHeader, TRAILER_MESSAGE_LEN, abi,
 };
 
-use crate::accounting::{TrailerAccounting, TrailerVerdict};
-use crate::netlink::ImpSocket;
+use crate::log_sink::LogSink;
 use crate::session::RunError;
-use crate::sink::Sink;
 use crate::source::Source;
+use accounting::{TrailerAccounting, TrailerVerdict};
+use socket::ImpSocket;
+
+mod accounting;
+pub mod socket;
 
 /// How long to wait for the producer's ACK to REGISTER.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,7 +26,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Imp2Source {
     sock: ImpSocket,
     config: Config,
-    decoder: Decoder,
+    decoder: BatchDecoder,
     /// Set once the producer's socket is found closed (imp2-loadgen
     /// exited): nothing more can arrive.
     gone: Option<String>,
@@ -31,7 +34,7 @@ pub struct Imp2Source {
 
 /// Decoding of batches and the state it needs.
 #[derive(Debug, Default)]
-struct Decoder {
+struct BatchDecoder {
     accounting: TrailerAccounting,
     unregister_seq: Option<u32>,
     unregister_acked: bool,
@@ -50,7 +53,7 @@ impl Imp2Source {
         Ok(Imp2Source {
             sock,
             config,
-            decoder: Decoder::default(),
+            decoder: BatchDecoder::default(),
             gone: None,
         })
     }
@@ -89,7 +92,7 @@ impl Source for Imp2Source {
         self.config.snaplen
     }
 
-    fn start(&mut self, sink: &mut Sink) -> Result<(), RunError> {
+    fn start(&mut self, sink: &mut LogSink) -> Result<(), RunError> {
         let decoder = &mut self.decoder;
         self.sock
             .register(&self.config, ACK_TIMEOUT, &mut |d, t| {
@@ -103,7 +106,7 @@ impl Source for Imp2Source {
     }
 
     #[inline]
-    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) {
+    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut LogSink) {
         self.decoder.decode(buf, truncated, sink)
     }
 
@@ -117,7 +120,7 @@ impl Source for Imp2Source {
         self.decoder.unregister_acked
     }
 
-    fn on_tick(&mut self, _sink: &Sink, _notice: &mut dyn FnMut(String)) {
+    fn on_tick(&mut self, _sink: &LogSink, _notice: &mut dyn FnMut(String)) {
         if self.gone.is_none() && self.sock.peer_exists() == Some(false) {
             self.gone = Some(format!(
                 "the producer is gone (its socket, port {} on netlink unit {}, was closed)",
@@ -149,9 +152,9 @@ impl Source for Imp2Source {
     }
 }
 
-impl Decoder {
+impl BatchDecoder {
     /// The hot path: walk one batch, append its records, account.
-    fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink) {
+    fn decode(&mut self, buf: &[u8], truncated: bool, sink: &mut LogSink) {
         sink.on_datagram(buf.len());
         let mut losses = Losses::default();
         if truncated {
@@ -287,11 +290,11 @@ mod tests {
 
     use crate::interfaces::KnownInterfaces;
 
-    fn sink(dir: &tempfile::TempDir) -> Sink {
+    fn sink(dir: &tempfile::TempDir) -> LogSink {
         let writer = LogWriter::create(&dir.path().join("t.log"), &LogHeader::default()).unwrap();
         let mut known = KnownInterfaces::default();
         known.insert(1);
-        Sink::new(writer, known, u64::MAX)
+        LogSink::new(writer, known, u64::MAX)
     }
 
     fn record(data: &[u8]) -> PacketRecord<'_> {
@@ -366,7 +369,7 @@ mod tests {
     fn a_late_batch_is_skipped_and_a_tail_that_only_looks_like_a_trailer_is_malformed() {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = sink(&dir);
-        let mut d = Decoder::default();
+        let mut d = BatchDecoder::default();
         d.decode(&batch(1, 3, &[1; 64]), false, &mut sink);
         d.decode(&batch(3, 3, &[1; 64]), false, &mut sink);
         assert_eq!(sink.written, 6);

@@ -19,8 +19,9 @@ use imp2_format::log::Losses;
 use imp2_format::wire::BatchTrailer;
 use imp2_format::wire::abi::DROP_CAUSES;
 
+/// What the last trailer of one CPU said: its batch number and totals.
 #[derive(Clone, Copy, Debug, Default)]
-struct CpuState {
+struct LastTrailer {
     seq: u64,
     records_total: u64,
     dropped_total: [u64; DROP_CAUSES],
@@ -39,7 +40,7 @@ pub enum TrailerVerdict {
 /// Per-CPU trailer state of one registration.
 #[derive(Debug, Default)]
 pub struct TrailerAccounting {
-    cpus: HashMap<u32, CpuState>,
+    cpus: HashMap<u32, LastTrailer>,
     /// Trailers whose running totals went backwards (a confused peer);
     /// their losses cannot be known and are not invented.
     pub inconsistent: u64,
@@ -67,7 +68,7 @@ impl TrailerAccounting {
                 None => self.inconsistent += 1,
             }
         }
-        *p = CpuState {
+        *p = LastTrailer {
             seq: t.seq,
             records_total: t.records_total,
             dropped_total: t.dropped_total,

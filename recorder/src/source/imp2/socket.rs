@@ -9,6 +9,9 @@ use imp2_format::wire::{
 };
 use netlink_sys::{Socket, SocketAddr};
 
+use crate::source::netlink;
+use crate::sys::{poll_readable, recv_datagram};
+
 /// A registration failure, explained for the user.
 #[derive(Debug)]
 pub struct RegisterError(pub String);
@@ -44,7 +47,7 @@ impl ImpSocket {
     /// `rcvbuf` bytes and suppresses ENOBUFS (losses are found from the
     /// trailers instead, exactly).
     pub fn open(unit: i32, peer: u32, rcvbuf: usize) -> Result<ImpSocket, RegisterError> {
-        let mut socket = Socket::new(unit as isize).map_err(|e| {
+        let socket = Socket::new(unit as isize).map_err(|e| {
             if e.raw_os_error() == Some(libc::EPROTONOSUPPORT) {
                 RegisterError(format!(
                     "netlink unit {unit} is not available: the imp2 module is not loaded \
@@ -54,27 +57,14 @@ impl ImpSocket {
                 RegisterError(format!("cannot open a netlink socket on unit {unit}: {e}"))
             }
         })?;
-        let addr = socket
-            .bind_auto()
-            .map_err(|e| RegisterError(format!("cannot bind the netlink socket: {e}")))?;
-        let rcvbuf_capped = set_rcvbuf(&socket, rcvbuf).map_err(|e| {
-            RegisterError(format!(
-                "cannot set the receive buffer to {rcvbuf} bytes: {e}"
-            ))
-        })?;
-        let granted = socket
-            .get_rx_buf_sz()
-            .map_err(|e| RegisterError(format!("cannot read the receive buffer size: {e}")))?;
-        socket
-            .set_no_enobufs(true)
-            .map_err(|e| RegisterError(format!("cannot set NETLINK_NO_ENOBUFS: {e}")))?;
+        let bound = netlink::bind(socket, "netlink", rcvbuf).map_err(RegisterError)?;
         Ok(ImpSocket {
-            socket,
+            socket: bound.socket,
             unit,
             peer,
-            port_id: addr.port_number(),
-            rcvbuf: granted,
-            rcvbuf_capped,
+            port_id: bound.port_id,
+            rcvbuf: bound.rcvbuf,
+            rcvbuf_capped: bound.rcvbuf_capped,
             seq: 0,
         })
     }
@@ -227,83 +217,6 @@ fn netlink_table_has(table: &str, unit: i32, port: u32) -> bool {
         let pid = cols.next().and_then(|c| c.parse::<u32>().ok());
         eth == Some(unit) && pid == Some(port)
     })
-}
-
-/// Sets the receive buffer with `SO_RCVBUFFORCE` (needs CAP_NET_ADMIN,
-/// ignores rmem_max), falling back to `SO_RCVBUF`; returns whether it had
-/// to fall back.
-pub fn set_rcvbuf(socket: &Socket, bytes: usize) -> io::Result<bool> {
-    // The kernel doubles the value for bookkeeping overhead; ask for half.
-    let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
-    let set = |opt| {
-        // SAFETY: fd is a valid open socket for the duration of the call;
-        // value is a c_int and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    match set(libc::SO_RCVBUFFORCE) {
-        Ok(()) => Ok(false),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => set(libc::SO_RCVBUF).map(|()| true),
-        Err(e) => Err(e),
-    }
-}
-
-/// Waits until `fd` is readable or `timeout` passes; `Ok(false)` on timeout
-/// or signal.
-pub fn poll_readable(fd: i32, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(timeout.as_millis())
-        .unwrap_or(libc::c_int::MAX)
-        .max(1);
-    // SAFETY: pfd is a valid pollfd array of length 1 for the call.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    match rc {
-        n if n > 0 => Ok(true),
-        0 => Ok(false),
-        _ => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
-/// One non-blocking `recv` with `MSG_TRUNC`: returns the datagram's real
-/// length (which may exceed the buffer) and whether it was truncated.
-pub fn recv_datagram(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, bool)> {
-    // SAFETY: buf is valid for writes of buf.len() bytes for the call.
-    let n = unsafe {
-        libc::recv(
-            socket.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_TRUNC | libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    Ok((n, n > buf.len()))
 }
 
 #[cfg(test)]

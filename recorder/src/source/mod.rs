@@ -3,11 +3,21 @@
 //! netlink socket, its control conversation (start, stop) and the decoding
 //! of its datagrams into records and losses; the receive loop, the log and
 //! the reporting are shared.
+//!
+//! - [`imp2`]: the module's source; `imp2/socket.rs` its socket and
+//!   REGISTER/UNREGISTER, `imp2/accounting.rs` the trailers' loss accounting.
+//! - [`nflog`]: the NFLOG source; `nflog/bind.rs` its settings and BIND,
+//!   `nflog/decode.rs` its datagram decoder.
+//! - `netlink.rs`: the socket setup both share.
 
 use std::os::fd::RawFd;
 
+use crate::log_sink::LogSink;
 use crate::session::RunError;
-use crate::sink::Sink;
+
+pub mod imp2;
+mod netlink;
+pub mod nflog;
 
 /// A producer of batched capture records.
 pub trait Source {
@@ -28,11 +38,11 @@ pub trait Source {
 
     /// Starts the capture (register, bind) and waits for the producer to
     /// agree. Datagrams arriving meanwhile are decoded into `sink`.
-    fn start(&mut self, sink: &mut Sink) -> Result<(), RunError>;
+    fn start(&mut self, sink: &mut LogSink) -> Result<(), RunError>;
 
     /// Decodes one received datagram: appends its records to `sink`,
     /// commits them, and records what it reveals as lost.
-    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut Sink);
+    fn on_datagram(&mut self, buf: &[u8], truncated: bool, sink: &mut LogSink);
 
     /// Asks the producer to stop and flush; its acknowledgement arrives
     /// through [`Source::on_datagram`] after the final batches.
@@ -43,7 +53,7 @@ pub trait Source {
 
     /// Called once a second while idle-waiting: a source may print hints
     /// (e.g. no records after a while).
-    fn on_tick(&mut self, _sink: &Sink, _notice: &mut dyn FnMut(String)) {}
+    fn on_tick(&mut self, _sink: &LogSink, _notice: &mut dyn FnMut(String)) {}
 
     /// Set when the producer went away (a user-space stand-in exited):
     /// nothing more can arrive, so the run ends; says why.
