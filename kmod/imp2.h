@@ -51,6 +51,16 @@ struct imp2_session {
 	struct sock *sk;
 	struct imp2_config cfg;	/* as registered, validated */
 	bool all_protocols;	/* cfg.protocols is all zero */
+	/*
+	 * The REGISTER's filter (IMP2_CONFIG_F_FILTER), or none: a classic BPF
+	 * program, owned by the session (created by bpf_prog_create() at
+	 * REGISTER, destroyed by imp2_session_free() once no hook can run
+	 * it), and the interfaces to capture on (none: all).
+	 */
+	struct bpf_prog *prog;
+	u32 filter_insns;	/* instructions in @prog, for /proc */
+	u32 ifindex_count;
+	u32 ifindexes[IMP2_FILTER_IFINDEX_MAX];
 	u32 skb_size;		/* bytes: alloc_skb() size of a batch */
 	u32 caplen_max;		/* bytes copied per packet, at most */
 	u64 flush_ns;		/* nanoseconds: cfg.flush_interval_us */
@@ -67,6 +77,7 @@ struct imp2_session {
 struct imp2_counters {
 	u64 seen;
 	u64 filtered;
+	u64 rejected;		/* of filtered: by the interfaces or program */
 	u64 queued;		/* records appended to a batch */
 	u64 batches;		/* batches netlink accepted */
 };

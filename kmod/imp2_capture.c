@@ -17,6 +17,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/filter.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/kernel.h>
@@ -180,12 +181,13 @@ static bool imp2_wants_protocol(const struct imp2_session *s, u8 proto)
  */
 static void imp2_append(struct imp2_cpu *c, struct imp2_session *s,
 			const struct sk_buff *skb,
-			const struct nf_hook_state *state, u8 proto, u64 tstamp)
+			const struct nf_hook_state *state, u8 proto, u64 tstamp,
+			u32 keep)
 {
 	const struct net_device *dev;
 	unsigned int nhoff = skb_network_offset(skb);
 	u32 orig_len = skb->len - nhoff;
-	u32 caplen = min(orig_len, s->caplen_max);
+	u32 caplen = min3(orig_len, s->caplen_max, keep);
 	u32 payload = sizeof(struct imp2_record) + caplen;
 	struct imp2_record *rec;
 	struct nlmsghdr *nlh;
@@ -240,13 +242,32 @@ static void imp2_append(struct imp2_cpu *c, struct imp2_session *s,
 	}
 }
 
+/* Whether the packet's device is one the recorder asked for. */
+static bool imp2_wants_device(const struct imp2_session *s,
+			      const struct nf_hook_state *state)
+{
+	const struct net_device *dev;
+	u32 i;
+
+	if (!s->ifindex_count)
+		return true;
+	dev = state->hook == NF_INET_PRE_ROUTING ? state->in : state->out;
+	if (!dev)
+		return false;
+	for (i = 0; i < s->ifindex_count; i++)
+		if (s->ifindexes[i] == dev->ifindex)
+			return true;
+	return false;
+}
+
 static void imp2_capture(struct imp2_session *s, struct sk_buff *skb,
 			 const struct nf_hook_state *state)
 {
 	u32 family = state->pf == NFPROTO_IPV4 ? IMP2_FAMILY_F_IPV4 :
 						   IMP2_FAMILY_F_IPV6;
 	struct imp2_cpu *c;
-	bool wanted;
+	bool wanted, rejected = false;
+	u32 keep = U32_MAX;	/* bytes the filter lets through */
 	u64 tstamp;
 	u8 proto;
 
@@ -259,18 +280,32 @@ static void imp2_capture(struct imp2_session *s, struct sk_buff *skb,
 	wanted = imp2_wants_protocol(s, proto);
 
 	/* BHs off first: this_cpu_ptr() needs a stable CPU, LOCAL_OUT may
-	 * run in process context, and the flush timer is a softirq.
+	 * run in process context, and the flush timer is a softirq. The
+	 * program runs here too, as bpf_prog_run() wants: no migration.
 	 */
 	local_bh_disable();
+	if (wanted && !imp2_wants_device(s, state))
+		rejected = true;
+	/*
+	 * After the cheap checks, before any copy. skb->data is the network
+	 * header at these hooks, which is where a program compiled for raw
+	 * IP starts; like a socket filter, it returns the bytes to keep.
+	 */
+	if (wanted && !rejected && s->prog) {
+		keep = bpf_prog_run(s->prog, skb);
+		rejected = !keep;
+	}
 	c = this_cpu_ptr(imp2_cpus);
 	spin_lock(&c->lock);
 	if (unlikely(c->gen != s->gen))
 		imp2_cpu_reset(c, s);
 	c->cnt.seen++;
-	if (wanted)
-		imp2_append(c, s, skb, state, proto, tstamp);
-	else
+	if (wanted && !rejected) {
+		imp2_append(c, s, skb, state, proto, tstamp, keep);
+	} else {
 		c->cnt.filtered++;	/* filtered before any copy */
+		c->cnt.rejected += rejected;
+	}
 	spin_unlock(&c->lock);
 	local_bh_enable();
 }

@@ -18,6 +18,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -62,6 +63,17 @@ static void imp2_reap(struct work_struct *work);
 static DECLARE_WORK(imp2_reap_work, imp2_reap);
 
 /*
+ * Frees a session no hook or timer can reach any more (never published, or
+ * unpublished and past synchronize_net()), with the filter program it owns.
+ */
+static void imp2_session_free(struct imp2_session *s)
+{
+	if (s->prog)
+		bpf_prog_destroy(s->prog);
+	kfree(s);
+}
+
+/*
  * Unpublishes and frees @s. Called under imp2_mutex. synchronize_net()
  * waits for every hook and timer that might still use @s, so the batches
  * can then be finished (@final: UNREGISTER) or discarded (recorder gone) and
@@ -76,7 +88,7 @@ static void imp2_detach(struct imp2_session *s, bool final)
 	imp2_capture_detach(s, final);
 	pr_debug("recorder %u detached (session %llu%s)\n", s->portid, s->gen,
 		 final ? "" : ", gone");
-	kfree(s);
+	imp2_session_free(s);
 }
 
 /*
@@ -137,10 +149,65 @@ static int imp2_config_check(const struct imp2_config *cfg,
 		NL_SET_ERR_MSG(extack, "imp2: bad families");
 		return -EINVAL;
 	}
-	if (cfg->flags) {
-		NL_SET_ERR_MSG(extack, "imp2: flags must be 0");
+	if (cfg->flags & ~IMP2_CONFIG_F_ALL) {
+		NL_SET_ERR_MSG(extack, "imp2: unknown flags");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/*
+ * The REGISTER extension (struct imp2_filter, the program, the interfaces),
+ * @len bytes at @data, into @s. Sizes are checked against the counts before
+ * anything is read; the program is checked by the kernel's own classic BPF
+ * checker (bpf_prog_create() copies it), so a malformed or hostile program
+ * gets -EINVAL here and never runs.
+ */
+static int imp2_filter_setup(struct imp2_session *s, const void *data,
+			     size_t len, struct netlink_ext_ack *extack)
+{
+	const struct imp2_filter *f = data;
+	const struct sock_filter *insns;
+	struct sock_fprog_kern fprog;
+	size_t need;
+	int err;
+
+	if (len < sizeof(*f)) {
+		NL_SET_ERR_MSG(extack, "imp2: filter header too short");
+		return -EINVAL;
+	}
+	if (f->insn_count > IMP2_FILTER_INSNS_MAX) {
+		NL_SET_ERR_MSG(extack, "imp2: filter program too long");
+		return -EINVAL;
+	}
+	if (f->ifindex_count > IMP2_FILTER_IFINDEX_MAX) {
+		NL_SET_ERR_MSG(extack, "imp2: too many filter interfaces");
+		return -EINVAL;
+	}
+	/* Both counts are bounded above, so this cannot overflow. */
+	need = sizeof(*f) + f->insn_count * sizeof(struct sock_filter) +
+	       f->ifindex_count * sizeof(u32);
+	if (len != need) {
+		NL_SET_ERR_MSG(extack, "imp2: filter length does not match its counts");
+		return -EINVAL;
+	}
+	insns = (const struct sock_filter *)(f + 1);
+	s->ifindex_count = f->ifindex_count;
+	memcpy(s->ifindexes, insns + f->insn_count,
+	       f->ifindex_count * sizeof(u32));
+	if (!f->insn_count)
+		return 0;
+
+	/* bpf_prog_create() copies the instructions; it does not write them. */
+	fprog.len = f->insn_count;
+	fprog.filter = (struct sock_filter *)insns;
+	err = bpf_prog_create(&s->prog, &fprog);
+	if (err) {
+		s->prog = NULL;
+		NL_SET_ERR_MSG(extack, "imp2: filter program refused by the BPF checker");
+		return err;
+	}
+	s->filter_insns = f->insn_count;
 	return 0;
 }
 
@@ -189,6 +256,13 @@ static int imp2_register(struct sk_buff *skb, const struct nlmsghdr *nlh,
 	err = imp2_config_check(&s->cfg, extack);
 	if (err)
 		goto err_free;
+	if (s->cfg.flags & IMP2_CONFIG_F_FILTER) {
+		err = imp2_filter_setup(s, (const u8 *)nlmsg_data(nlh) +
+					sizeof(s->cfg),
+					nlmsg_len(nlh) - sizeof(s->cfg), extack);
+		if (err)
+			goto err_free;
+	}
 	imp2_session_derive(s);
 	/* The sender's port, not nlmsg_pid, which the sender may forge. */
 	s->portid = NETLINK_CB(skb).portid;
@@ -203,13 +277,14 @@ static int imp2_register(struct sk_buff *skb, const struct nlmsghdr *nlh,
 	}
 	s->gen = ++imp2_gen;
 	imp2_last = *s;
+	imp2_last.prog = NULL;	/* the copy for /proc owns nothing */
 	rcu_assign_pointer(imp2_session, s);
 	mutex_unlock(&imp2_mutex);
 	pr_debug("recorder %u attached (session %llu)\n", s->portid, s->gen);
 	return 0;
 
 err_free:
-	kfree(s);
+	imp2_session_free(s);
 	return err;
 }
 

@@ -5,7 +5,9 @@
  *
  * The counters are those of the current recorder's session, or of the last
  * one after it detached (they restart at each REGISTER); see struct
- * imp2_counters for what each counts. The drops come one line per cause,
+ * imp2_counters for what each counts. filter_insns and interfaces describe
+ * the session's filter (0 and "all" without one); filter_rejected is the
+ * part of filtered that its interfaces or program rejected. The drops come one line per cause,
  * "dropped_<name>", from the imp2_drop_names table. After a final flush:
  *   seen == filtered + sent + the sum of the dropped_* lines
  * Then one line per CPU that took part in the session (its drops summed
@@ -51,6 +53,7 @@ static int imp2_proc_show(struct seq_file *m, void *v)
 	struct imp2_counters sum = {};
 	u64 sent = 0, pending = 0;
 	unsigned int cpu;
+	u32 n;
 	int i;
 
 	mutex_lock(&imp2_mutex);
@@ -68,6 +71,11 @@ static int imp2_proc_show(struct seq_file *m, void *v)
 	seq_printf(m, "batch_records %u\n", last->cfg.batch_records);
 	seq_printf(m, "flush_interval_us %u\n", last->cfg.flush_interval_us);
 	imp2_proc_protocols(m, &last->cfg);
+	seq_printf(m, "filter_insns %u\n", last->filter_insns);
+	seq_puts(m, "interfaces");
+	for (n = 0; n < last->ifindex_count; n++)
+		seq_printf(m, " %u", last->ifindexes[n]);
+	seq_puts(m, last->ifindex_count ? "\n" : " all\n");
 
 	for_each_possible_cpu(cpu) {
 		struct imp2_cpu *c = per_cpu_ptr(imp2_cpus, cpu);
@@ -76,6 +84,7 @@ static int imp2_proc_show(struct seq_file *m, void *v)
 		if (last->gen && c->gen == last->gen) {
 			sum.seen += c->cnt.seen;
 			sum.filtered += c->cnt.filtered;
+			sum.rejected += c->cnt.rejected;
 			sum.queued += c->cnt.queued;
 			sum.batches += c->cnt.batches;
 			sent += c->records_total;
@@ -87,6 +96,7 @@ static int imp2_proc_show(struct seq_file *m, void *v)
 	}
 	seq_printf(m, "seen %llu\n", sum.seen);
 	seq_printf(m, "filtered %llu\n", sum.filtered);
+	seq_printf(m, "filter_rejected %llu\n", sum.rejected);
 	seq_printf(m, "queued %llu\n", sum.queued);
 	seq_printf(m, "sent %llu\n", sent);
 	seq_printf(m, "pending %llu\n", pending);

@@ -38,6 +38,7 @@
 
 #include <linux/types.h>
 #include <linux/netlink.h>
+#include <linux/filter.h>	/* struct sock_filter, in the REGISTER extension */
 
 /* Netlink unit (protocol number) the module listens on by default. */
 #define IMP2_NETLINK_UNIT	31
@@ -106,7 +107,9 @@ enum imp2_hook {
  * @flush_interval_us: a non-empty batch is sent at the latest this long after
  *                     its first record, in microseconds,
  *                     IMP2_FLUSH_INTERVAL_US_MIN..IMP2_FLUSH_INTERVAL_US_MAX
- * @flags:             reserved, must be 0
+ * @flags:             IMP2_CONFIG_F_* bits; a module that does not know a
+ *                     bit refuses the config with -EINVAL, so a recorder can
+ *                     tell a module without filters from a bad filter
  * @protocols:         bitmap of transport protocols (IPPROTO_* numbers; bit
  *                     n is byte n / 8, bit n % 8) to capture; all zero means
  *                     every protocol. Filtered packets are never copied.
@@ -121,6 +124,45 @@ struct imp2_config {
 	__u32 flush_interval_us;
 	__u32 flags;
 	__u8 protocols[32];
+};
+
+/* Bits of imp2_config.flags */
+#define IMP2_CONFIG_F_FILTER	(1U << 0)	/* struct imp2_filter follows */
+#define IMP2_CONFIG_F_ALL	IMP2_CONFIG_F_FILTER
+
+/* Bounds the module enforces on struct imp2_filter (units in the names). */
+#define IMP2_FILTER_INSNS_MAX	4096U	/* instructions: BPF_MAXINSNS */
+#define IMP2_FILTER_IFINDEX_MAX	64U	/* interfaces */
+
+/*
+ * REGISTER extension, right after struct imp2_config when its @flags has
+ * IMP2_CONFIG_F_FILTER (a REGISTER without the flag is what ABI 1 always
+ * was: the config alone, anything after it ignored). In order:
+ *
+ *   struct imp2_filter
+ *   struct sock_filter insns[insn_count]    (linux/filter.h, 8 bytes each)
+ *   __u32 ifindexes[ifindex_count]
+ *
+ * and nothing after them: the payload length must be exactly that.
+ *
+ * @insn_count:    a classic BPF program, 0..IMP2_FILTER_INSNS_MAX
+ *                 instructions (0: none), run on each packet from its
+ *                 network header (skb->data at these hooks), as a socket
+ *                 filter runs; it returns 0 to reject the packet or the
+ *                 most bytes to capture of it (the snaplen still applies).
+ *                 The kernel's own checker (bpf_prog_create) refuses a bad
+ *                 program with -EINVAL. libpcap's compiler makes such
+ *                 programs from tcpdump expressions for LINKTYPE_RAW.
+ * @ifindex_count: 0..IMP2_FILTER_IFINDEX_MAX interface indexes; when not 0,
+ *                 only packets whose device (input at PRE_ROUTING, output
+ *                 at LOCAL_OUT) is one of them are captured.
+ *
+ * Packets the hooks, families, protocols, interfaces or program reject are
+ * counted as filtered, before anything is copied.
+ */
+struct imp2_filter {
+	__u32 insn_count;
+	__u32 ifindex_count;
 };
 
 /*

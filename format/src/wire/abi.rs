@@ -209,6 +209,37 @@ pub const CONFIG: Layout = Layout {
     ],
 };
 
+/// `IMP2_CONFIG_F_FILTER`: a [`filter`] extension follows the config.
+pub const CONFIG_F_FILTER: u32 = 1 << 0;
+/// `IMP2_CONFIG_F_ALL`
+pub const CONFIG_F_ALL: u32 = CONFIG_F_FILTER;
+/// `IMP2_FILTER_INSNS_MAX` (instructions)
+pub const FILTER_INSNS_MAX: u32 = 4096;
+/// `IMP2_FILTER_IFINDEX_MAX` (interfaces)
+pub const FILTER_IFINDEX_MAX: u32 = 64;
+
+/// `struct imp2_filter` members: the REGISTER extension's header, followed
+/// by `insn_count` 8-byte `struct sock_filter` and `ifindex_count` `u32`.
+pub mod filter {
+    use super::Field;
+    /// `insn_count`
+    pub const INSN_COUNT: Field = Field::new(0, 4);
+    /// `ifindex_count`
+    pub const IFINDEX_COUNT: Field = Field::new(4, 4);
+    /// `sizeof(struct imp2_filter)`
+    pub const SIZE: usize = 8;
+}
+
+/// `struct imp2_filter`
+pub const FILTER: Layout = Layout {
+    c_name: "imp2_filter",
+    size: filter::SIZE,
+    fields: &[
+        ("insn_count", filter::INSN_COUNT),
+        ("ifindex_count", filter::IFINDEX_COUNT),
+    ],
+};
+
 /// `struct imp2_record` members.
 pub mod record {
     use super::Field;
@@ -317,7 +348,14 @@ pub const PACKET_INFO: Layout = Layout {
 };
 
 /// Every struct of the header, for the ABI test.
-pub const LAYOUTS: [&Layout; 5] = [&NLMSGHDR, &CONFIG, &RECORD, &TRAILER, &PACKET_INFO];
+pub const LAYOUTS: [&Layout; 6] = [
+    &NLMSGHDR,
+    &CONFIG,
+    &FILTER,
+    &RECORD,
+    &TRAILER,
+    &PACKET_INFO,
+];
 
 /// Every integer constant of the header, by its C name, for the ABI test.
 pub const CONSTANTS: &[(&str, i64)] = &[
@@ -348,6 +386,15 @@ pub const CONSTANTS: &[(&str, i64)] = &[
         FLUSH_INTERVAL_US_DEFAULT as i64,
     ),
     ("IMP2_PROTO_UNKNOWN", PROTO_UNKNOWN as i64),
+    ("IMP2_CONFIG_F_FILTER", CONFIG_F_FILTER as i64),
+    ("IMP2_CONFIG_F_ALL", CONFIG_F_ALL as i64),
+    ("IMP2_FILTER_INSNS_MAX", FILTER_INSNS_MAX as i64),
+    ("IMP2_FILTER_IFINDEX_MAX", FILTER_IFINDEX_MAX as i64),
+    // The instructions that follow struct imp2_filter (linux/filter.h).
+    (
+        "sizeof(struct sock_filter)",
+        crate::filter::bpf::INSN_LEN as i64,
+    ),
     ("IMP2_DROP_NOMEM", DROP_NOMEM as i64),
     ("IMP2_DROP_RCVBUF", DROP_RCVBUF as i64),
     ("IMP2_DROP_SEND", DROP_SEND as i64),

@@ -4,7 +4,7 @@
 //! Used by imp2-loadgen (the module's stand-in), the tests and the benches.
 
 use super::abi;
-use super::{BatchTrailer, Config, NlHeader};
+use super::{BatchTrailer, Config, NlHeader, Register};
 use crate::record::PacketRecord;
 
 /// The record did not fit: send the batch and start a new one.
@@ -199,6 +199,18 @@ pub fn register_message(config: &Config, seq: u32, pid: u32) -> Vec<u8> {
         seq,
         pid,
         &config.to_bytes(),
+    )
+}
+
+/// REGISTER request carrying a whole [`Register`]: the config and, when
+/// it has one, the filter extension.
+pub fn register_filtered_message(register: &Register, seq: u32, pid: u32) -> Vec<u8> {
+    message(
+        abi::MSG_REGISTER,
+        abi::NLM_F_REQUEST | abi::NLM_F_ACK,
+        seq,
+        pid,
+        &register.to_bytes(),
     )
 }
 

@@ -7,11 +7,14 @@
 
 pub mod abi;
 mod emit;
+pub mod register;
 mod walker;
 
 pub use emit::{
-    BatchBuilder, BatchFull, TRAILER_MESSAGE_LEN, ack_message, register_message, unregister_message,
+    BatchBuilder, BatchFull, TRAILER_MESSAGE_LEN, ack_message, register_filtered_message,
+    register_message, unregister_message,
 };
+pub use register::{Register, RegisterFilter};
 pub use walker::{BatchWalker, Malformed, MalformedReason, Message, WalkItem};
 
 use abi::Field;
@@ -165,7 +168,7 @@ pub struct Config {
     pub batch_records: u32,
     /// Flush interval in microseconds.
     pub flush_interval_us: u32,
-    /// Reserved, 0.
+    /// `IMP2_CONFIG_F_*` bits (see [`register::Register`]).
     pub flags: u32,
     /// Bitmap of transport protocols to capture; all zero means all.
     pub protocols: [u8; 32],
@@ -197,6 +200,8 @@ pub enum ConfigError {
     Version(u32),
     /// A field outside its documented bounds: (field, value, allowed range).
     OutOfRange(&'static str, u32, String),
+    /// The filter extension is malformed or its program refused.
+    Filter(String),
 }
 
 impl ConfigError {
@@ -227,6 +232,7 @@ impl std::fmt::Display for ConfigError {
             ConfigError::OutOfRange(name, v, range) => {
                 write!(f, "{name} = {v} is out of range ({range})")
             }
+            ConfigError::Filter(why) => write!(f, "bad filter: {why}"),
         }
     }
 }
@@ -298,8 +304,12 @@ impl Config {
         };
         mask("hooks", self.hooks, abi::HOOK_F_ALL)?;
         mask("families", self.families, abi::FAMILY_F_ALL)?;
-        if self.flags != 0 {
-            return Err(ConfigError::OutOfRange("flags", self.flags, "0".into()));
+        if self.flags & !abi::CONFIG_F_ALL != 0 {
+            return Err(ConfigError::OutOfRange(
+                "flags",
+                self.flags,
+                format!("subset of {:#x}", abi::CONFIG_F_ALL),
+            ));
         }
         Ok(())
     }
