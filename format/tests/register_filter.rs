@@ -60,19 +60,22 @@ fn a_register_without_the_flag_is_abi_1_as_before() {
 
 #[test]
 fn malformed_extensions_are_refused_as_the_module_refuses_them() {
-    let config = Register::new(
-        Config::default(),
-        Some(RegisterFilter::default()),
-    )
-    .config
-    .to_bytes()
-    .to_vec();
+    let config = Register::new(Config::default(), Some(RegisterFilter::default()))
+        .config
+        .to_bytes()
+        .to_vec();
     let with = |ext: &[u8]| [&config[..], ext].concat();
     let counts = |insns: u32, ifaces: u32| [insns.to_ne_bytes(), ifaces.to_ne_bytes()].concat();
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (with(&[0; 4]), "filter header is 4 bytes"),
-        (with(&counts(abi::FILTER_INSNS_MAX + 1, 0)), "instructions, more than"),
-        (with(&counts(0, abi::FILTER_IFINDEX_MAX + 1)), "interfaces, more than"),
+        (
+            with(&counts(abi::FILTER_INSNS_MAX + 1, 0)),
+            "instructions, more than",
+        ),
+        (
+            with(&counts(0, abi::FILTER_IFINDEX_MAX + 1)),
+            "interfaces, more than",
+        ),
         // one instruction announced, none sent
         (with(&counts(1, 0)), "its counts say"),
         // one interface announced, two sent
@@ -106,8 +109,10 @@ fn malformed_extensions_are_refused_as_the_module_refuses_them() {
         }
     }
     // An unknown flag is refused whole.
-    let mut c = Config::default();
-    c.flags = 1 << 5;
+    let c = Config {
+        flags: 1 << 5,
+        ..Config::default()
+    };
     assert!(matches!(
         Register::parse(&c.to_bytes()),
         Err(ConfigError::OutOfRange("flags", 32, _))

@@ -8,6 +8,7 @@ use clap::Parser;
 use imp2_format::wire::{Config, ConfigError, abi};
 use imp2_tools::cli::count_at_least_one;
 
+use crate::capture_filter::FilterArgs;
 use crate::receive::IoMode;
 use crate::source::nflog;
 
@@ -19,13 +20,22 @@ pub const TOOL: &str = "imp2-record";
 /// Examples:
 ///   imp2-record -o run.log                  # everything, until Ctrl-C
 ///   imp2-record -o run.log -c 100000 --proto udp --hooks pre
+///   imp2-record -o dns.log -i eth0 udp port 53   # tcpdump's filter syntax
 ///   imp2-convert run.log -o run.pcapng && tshark -r run.pcapng
 #[derive(Parser, Debug)]
 #[command(name = "imp2-record", version, verbatim_doc_comment)]
 pub struct Args {
     /// Log file to write (created or truncated).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        required_unless_present = "dump"
+    )]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Stop after writing N records (at least 1).
     #[arg(short = 'c', long = "count", value_name = "N", allow_negative_numbers = true,

@@ -9,6 +9,7 @@
 //! stdout.
 
 mod cache;
+mod capture_filter;
 mod cli;
 mod interfaces;
 mod log_sink;
@@ -25,7 +26,9 @@ use std::process::ExitCode;
 use imp2_format::log::WriteMode;
 use imp2_tools::Failure;
 
+use capture_filter::CaptureFilter;
 use cli::{Args, SourceArg, TOOL, config_from};
+use imp2_format::wire::Register;
 use source::{imp2, nflog};
 
 fn main() -> ExitCode {
@@ -38,7 +41,18 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode, Failure> {
     let config = config_from(args).map_err(Failure::usage)?;
-    if args.output.as_os_str() == "-" {
+    // Compiled and resolved before anything is registered or created.
+    let capture = args.filter.resolve()?;
+    if args.filter.dump {
+        imp2_tools::cli::default_sigpipe();
+        print!("{}", capture.dump());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let output = args
+        .output
+        .clone()
+        .ok_or_else(|| Failure::usage("-o FILE is required"))?;
+    if output.as_os_str() == "-" {
         // The log is written in place (its header is rewritten at every
         // commit), so it cannot be a pipe.
         return Err(Failure::usage(
@@ -46,7 +60,8 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
         ));
     }
     let opts = session::Options {
-        output: args.output.clone(),
+        output,
+        filter: capture.describe(),
         count: args.count,
         duration: args.duration,
         io: args.io,
@@ -66,9 +81,16 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
         }
     };
     let mut source: Box<dyn source::Source> = match args.source {
-        SourceArg::Nflog(group) => Box::new(open_nflog(args, group, config.families, &mut notice)?),
+        SourceArg::Nflog(group) => Box::new(open_nflog(
+            args,
+            group,
+            config.families,
+            &capture,
+            &mut notice,
+        )?),
         SourceArg::Imp2 => {
-            let source = imp2::Imp2Source::open(args.unit, args.peer, args.rcvbuf, config)
+            let register = Register::new(config, capture.for_register());
+            let source = imp2::Imp2Source::open(args.unit, args.peer, args.rcvbuf, register)
                 .map_err(|e| Failure::runtime(e.to_string()))?;
             let sock = source.socket();
             if sock.rcvbuf_capped {
@@ -111,6 +133,7 @@ fn open_nflog(
     args: &Args,
     group: u16,
     families: u32,
+    capture: &CaptureFilter,
     notice: &mut dyn FnMut(String),
 ) -> Result<nflog::NflogSource, Failure> {
     if !args.proto.is_empty() || args.hooks != ["pre", "out"] {
@@ -127,6 +150,8 @@ fn open_nflog(
         flush_ms: args.nflog_flush_ms,
         rcvbuf: args.rcvbuf,
         families,
+        program: capture.program().cloned(),
+        ifindexes: capture.ifindexes(),
     };
     settings
         .validate()

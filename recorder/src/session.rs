@@ -23,6 +23,8 @@ use crate::sys::{cpu_time, now_ns, uname};
 pub struct Options {
     /// Log file to write.
     pub output: PathBuf,
+    /// The capture filter in words, for the log's source description.
+    pub filter: Option<String>,
     /// Stop after this many records.
     pub count: Option<u64>,
     /// Stop after this long.
@@ -119,7 +121,10 @@ pub fn run(
         version: (1, 2),
         created_ns: now_ns(),
         snaplen: source.snaplen(),
-        source: source.description(),
+        source: match &opts.filter {
+            Some(filter) => format!("{}; {filter}", source.description()),
+            None => source.description(),
+        },
         hostname,
         kernel_release,
         tsresol_digits: source.tsresol_digits(),

@@ -11,6 +11,7 @@ use std::path::Path;
 use imp2_format::export::{
     format_time_ns, io_reason, losses_summary_with_damage, places, read_error_reason,
 };
+use imp2_format::filter::{Selection, Selector};
 use imp2_format::log::{
     Footer, LogEvent, LogHeader, LogReader, Losses, OnDamage, ReadError, ReadErrorKind,
 };
@@ -301,7 +302,11 @@ impl Integrity {
 pub struct LogSummary {
     /// The log header.
     pub header: HeaderSummary,
-    /// Records read.
+    /// With a filter (expression, `-i`, `--hook`, `--from`/`--to`, `-c`):
+    /// what it kept. The counts that follow are then of those records;
+    /// `integrity` covers every record.
+    pub filter: Option<FilterSummary>,
+    /// Records read (with a filter: records it kept).
     pub records: u64,
     /// Earliest record, ns since the epoch (`null` without records).
     pub first_ns: Option<u64>,
@@ -339,6 +344,17 @@ pub struct LogSummary {
     before_stop_reasons: bool,
 }
 
+/// What a reading filter kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterSummary {
+    /// The filter expression, if one was given.
+    pub expression: Option<String>,
+    /// Records kept.
+    pub matched: u64,
+    /// Records read.
+    pub examined: u64,
+}
+
 fn bump(map: &mut BTreeMap<String, u64>, key: String) {
     *map.entry(key).or_default() += 1;
 }
@@ -373,7 +389,24 @@ impl LogSummary {
     /// [`LogSummary::of`], reading past damaged frames with
     /// [`OnDamage::Skip`] (and listing them in the integrity report).
     pub fn of_with(reader: &LogReader, on_damage: OnDamage) -> LogSummary {
+        LogSummary::of_selected(reader, on_damage, &Selection::default())
+    }
+
+    /// [`LogSummary::of_with`], counting only the records `selection`
+    /// keeps ([`LogSummary::filter`] says how many of how many); the
+    /// integrity check still covers every record.
+    pub fn of_selected(
+        reader: &LogReader,
+        on_damage: OnDamage,
+        selection: &Selection,
+    ) -> LogSummary {
         let header = reader.header();
+        let all = selection.keeps_all();
+        let mut selector = Selector::new(selection, &header.interfaces);
+        // Every record, for the footer check; the counts below are of the
+        // selected ones.
+        let (mut total, mut total_captured, mut total_original) = (0u64, 0u64, 0u64);
+        let (mut total_first, mut total_last): (Option<u64>, Option<u64>) = (None, None);
         let mut names: HashMap<u32, String> = HashMap::new();
         for i in &header.interfaces {
             names.insert(i.ifindex, i.name.clone());
@@ -393,6 +426,14 @@ impl LogSummary {
         for event in reader.events_with(on_damage) {
             match event {
                 Ok(LogEvent::Record(r)) => {
+                    total += 1;
+                    total_captured += r.data.len() as u64;
+                    total_original += u64::from(r.orig_len);
+                    total_first = Some(total_first.map_or(r.tstamp_ns, |f| f.min(r.tstamp_ns)));
+                    total_last = Some(total_last.map_or(r.tstamp_ns, |l| l.max(r.tstamp_ns)));
+                    if !all && !selector.keep(&r) {
+                        continue;
+                    }
                     records += 1;
                     captured += r.data.len() as u64;
                     original += u64::from(r.orig_len);
@@ -404,6 +445,7 @@ impl LogSummary {
                     bump(&mut protocols, protocol_key(r.protocol));
                 }
                 Ok(LogEvent::Interface(i)) => {
+                    selector.interface(&i);
                     names.insert(i.ifindex, i.name);
                 }
                 Ok(LogEvent::Losses(delta)) => losses.add(&delta),
@@ -426,7 +468,7 @@ impl LogSummary {
         let lost_to_damage = footer
             .as_ref()
             .filter(|_| !skipped.is_empty())
-            .map(|f| f.records.saturating_sub(records));
+            .map(|f| f.records.saturating_sub(total));
         // Reading reached the end of the committed prefix unless it
         // stopped at damage or a tear before it (the error of a closed log
         // without a footer is found at the end).
@@ -443,11 +485,11 @@ impl LogSummary {
             (None, false) => FooterState::Absent,
         };
         let footer_matches = footer.as_ref().filter(|_| skipped.is_empty()).map(|f| {
-            f.records == records
-                && f.captured_bytes == captured
-                && f.original_bytes == original
-                && f.first_ns == first.unwrap_or(0)
-                && f.last_ns == last.unwrap_or(0)
+            f.records == total
+                && f.captured_bytes == total_captured
+                && f.original_bytes == total_original
+                && f.first_ns == total_first.unwrap_or(0)
+                && f.last_ns == total_last.unwrap_or(0)
                 && f.losses == losses
         });
         if let Some(f) = &footer {
@@ -490,6 +532,11 @@ impl LogSummary {
         );
         LogSummary {
             header: header_summary(header),
+            filter: (!all).then(|| FilterSummary {
+                expression: selection.filter.as_ref().map(|f| f.expression.clone()),
+                matched: records,
+                examined: total,
+            }),
             records,
             first_ns: first,
             last_ns: last,
@@ -542,6 +589,19 @@ impl LogSummary {
                 h.snaplen, h.tsresol_digits
             ),
         );
+        if let Some(f) = &self.filter {
+            let what = f
+                .expression
+                .as_ref()
+                .map_or(String::new(), |e| format!("`{e}`: "));
+            line(
+                "filter",
+                format!(
+                    "{what}{} of {} records match; the counts below are of those",
+                    f.matched, f.examined
+                ),
+            );
+        }
         line("records", self.records.to_string());
         match (self.first_ns, self.last_ns) {
             (Some(f), Some(l)) => {

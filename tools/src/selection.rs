@@ -3,7 +3,7 @@
 //! and `--hook`, turned into an [`imp2_format::filter::Selection`].
 
 use clap::Args;
-use imp2_format::filter::{Selection, compile, join_words};
+use imp2_format::filter::{FilterLink, Selection, compile_for, join_words};
 use imp2_format::record::Hook;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -47,9 +47,11 @@ pub struct SelectionArgs {
 }
 
 impl SelectionArgs {
-    /// Compiles the expression and gathers the rest; a bad expression is a
-    /// usage error with libpcap's message.
-    pub fn selection(&self) -> Result<Selection, Failure> {
+    /// Compiles the expression for packets that begin with `link`'s header
+    /// (what the output will hold, so that `tcpdump -r` on it selects the
+    /// same) and gathers the rest; a bad expression is a usage error with
+    /// libpcap's message.
+    pub fn selection(&self, link: FilterLink) -> Result<Selection, Failure> {
         if let (Some(from), Some(to)) = (self.from, self.to)
             && to <= from
         {
@@ -59,7 +61,10 @@ impl SelectionArgs {
             None
         } else {
             let text = join_words(&self.expression);
-            Some(compile(&text).map_err(|e| Failure::usage(format!("filter `{text}`: {e}")))?)
+            Some(
+                compile_for(&text, link)
+                    .map_err(|e| Failure::usage(format!("filter `{text}`: {e}")))?,
+            )
         };
         Ok(Selection {
             filter,

@@ -219,6 +219,23 @@ impl Program {
     /// `wire_len` bytes were on the wire; returns how many bytes to keep
     /// (0: reject).
     pub fn run(&self, data: &[u8], wire_len: u32) -> u32 {
+        self.run_on(
+            Bytes {
+                head: &[],
+                tail: data,
+            },
+            wire_len,
+        )
+    }
+
+    /// [`run`](Program::run) on a packet whose captured bytes are `head`
+    /// followed by `tail` (a link-layer header made up for a record, then
+    /// its IP packet), without copying them together.
+    pub fn run_split(&self, head: &[u8], tail: &[u8], wire_len: u32) -> u32 {
+        self.run_on(Bytes { head, tail }, wire_len)
+    }
+
+    fn run_on(&self, data: Bytes<'_>, wire_len: u32) -> u32 {
         let (mut a, mut x) = (0u32, 0u32);
         let mut mem = [0u32; MEM_WORDS];
         let mut pc = 0usize;
@@ -234,7 +251,7 @@ impl Program {
                         (_, IMM) => i.k,
                         (_, LEN) => wire_len,
                         (_, MEM) => mem[i.k as usize],
-                        (LD, ABS) => match load(data, i.k, i.code & 0x18) {
+                        (LD, ABS) => match data.load(i.k, i.code & 0x18) {
                             Some(v) => v,
                             None => return 0,
                         },
@@ -242,13 +259,13 @@ impl Program {
                         // libpcap's bpf_filter checks it.
                         (LD, IND) => match u32::try_from(u64::from(x) + u64::from(i.k))
                             .ok()
-                            .and_then(|at| load(data, at, i.code & 0x18))
+                            .and_then(|at| data.load(at, i.code & 0x18))
                         {
                             Some(v) => v,
                             None => return 0,
                         },
                         // LDX MSH: X = 4 * (P[k] & 0xf), the IPv4 header length.
-                        _ => match data.get(i.k as usize) {
+                        _ => match data.byte(i.k as usize) {
                             Some(b) => u32::from(b & 0x0f) << 2,
                             None => return 0,
                         },
@@ -310,17 +327,40 @@ impl Program {
     }
 }
 
-/// Big-endian load of a word, half-word or byte at `offset`.
-fn load(data: &[u8], offset: u32, size: u16) -> Option<u32> {
-    let at = offset as usize;
-    match size {
-        W => data
-            .get(at..at.checked_add(4)?)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-        H => data
-            .get(at..at.checked_add(2)?)
-            .map(|b| u32::from(u16::from_be_bytes([b[0], b[1]]))),
-        _ => data.get(at).map(|b| u32::from(*b)),
+/// A packet's captured bytes, in up to two pieces.
+#[derive(Clone, Copy)]
+struct Bytes<'a> {
+    head: &'a [u8],
+    tail: &'a [u8],
+}
+
+impl Bytes<'_> {
+    fn byte(&self, at: usize) -> Option<u8> {
+        match at.checked_sub(self.head.len()) {
+            None => Some(self.head[at]),
+            Some(t) => self.tail.get(t).copied(),
+        }
+    }
+
+    /// Big-endian load of a word, half-word or byte at `offset`.
+    #[inline]
+    fn load(&self, offset: u32, size: u16) -> Option<u32> {
+        let at = offset as usize;
+        let n = match size {
+            W => 4,
+            H => 2,
+            _ => 1,
+        };
+        // The common case: all of it in the tail (no made-up header).
+        if let Some(t) = at.checked_sub(self.head.len()) {
+            let b = self.tail.get(t..t.checked_add(n)?)?;
+            return Some(b.iter().fold(0u32, |v, &x| v << 8 | u32::from(x)));
+        }
+        let mut v = 0u32;
+        for k in 0..n {
+            v = v << 8 | u32::from(self.byte(at.checked_add(k)?)?);
+        }
+        Some(v)
     }
 }
 

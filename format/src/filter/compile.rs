@@ -10,10 +10,30 @@ use pcap::{Capture, Linktype};
 
 use super::bpf::{BadProgram, Insn, MAX_INSNS, Program};
 
-/// DLT_RAW as libpcap numbers it on Linux (12; LINKTYPE_RAW, 101, in
-/// files): packets begin with the IPv4 or IPv6 header. `pcap_open_dead`
-/// takes the DLT value.
-const DLT_RAW: i32 = 12;
+/// What the packets a program runs on begin with: the link-layer header
+/// type it is compiled for, which decides what `len`, `inbound` or
+/// `ifindex` mean.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FilterLink {
+    /// The IP header (DLT_RAW, 12 on Linux; LINKTYPE_RAW 101 in files):
+    /// what the module's hooks and NFLOG see. `len` is the IP length.
+    #[default]
+    Raw,
+    /// The 20-byte LINUX_SLL2 header (276) that `imp2-convert` writes by
+    /// default, made up for each record: `len` counts it, and `ifindex N`,
+    /// `inbound` and `outbound` work, as in `tcpdump -r` on the export.
+    Sll2,
+}
+
+impl FilterLink {
+    /// The DLT value `pcap_open_dead` takes.
+    fn dlt(self) -> i32 {
+        match self {
+            FilterLink::Raw => 12,
+            FilterLink::Sll2 => 276,
+        }
+    }
+}
 /// The snapshot length of the dead handle: libpcap's accepting `ret`s
 /// return it. [`compile`] turns them into "the whole packet" (`u32::MAX`),
 /// so that an accepted packet is kept up to the recorder's own snap length,
@@ -25,6 +45,8 @@ const DEAD_SNAPLEN: u32 = 65535;
 pub struct Filter {
     /// The expression as given (words joined by spaces).
     pub expression: String,
+    /// What the packets it runs on begin with.
+    pub link: FilterLink,
     /// Its checked program.
     pub program: Program,
 }
@@ -72,9 +94,15 @@ pub fn join_words<S: AsRef<str>>(words: &[S]) -> String {
         .join(" ")
 }
 
-/// Compiles `expression` (optimised, as tcpdump does by default).
+/// Compiles `expression` for raw IP packets (optimised, as tcpdump does
+/// by default).
 pub fn compile(expression: &str) -> Result<Filter, CompileError> {
-    let dead = Capture::dead(Linktype(DLT_RAW))
+    compile_for(expression, FilterLink::Raw)
+}
+
+/// Compiles `expression` for packets that begin with `link`'s header.
+pub fn compile_for(expression: &str, link: FilterLink) -> Result<Filter, CompileError> {
+    let dead = Capture::dead(Linktype(link.dlt()))
         .map_err(|e| CompileError::Syntax(format!("libpcap: {e}")))?;
     let compiled = dead.compile(expression, true).map_err(|e| {
         let text = libpcap_message(&e);
@@ -107,6 +135,7 @@ pub fn compile(expression: &str) -> Result<Filter, CompileError> {
     let program = Program::new(insns).map_err(CompileError::Refused)?;
     Ok(Filter {
         expression: expression.to_string(),
+        link,
         program,
     })
 }

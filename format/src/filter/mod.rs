@@ -14,6 +14,6 @@ pub mod disasm;
 pub mod select;
 
 pub use bpf::{BadProgram, Insn, Program};
-pub use compile::{CompileError, Filter, compile, join_words};
+pub use compile::{CompileError, Filter, FilterLink, compile, compile_for, join_words};
 pub use disasm::disassemble;
 pub use select::{Selection, Selector};

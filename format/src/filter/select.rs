@@ -4,15 +4,16 @@
 
 use std::collections::HashMap;
 
-use super::compile::Filter;
+use super::compile::{Filter, FilterLink};
+use crate::export::{SLL2_HEADER_LEN, sll2_header};
 use crate::log::Interface;
 use crate::record::{Hook, PacketRecord};
 
 /// What to keep. The default keeps everything.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
-    /// A compiled tcpdump expression, run on the record's IP packet with
-    /// its wire length.
+    /// A compiled tcpdump expression, run on the record as its link type
+    /// shows it ([`FilterLink`]) with its wire length.
     pub filter: Option<Filter>,
     /// Interface names; a record matches when the name its ifindex had at
     /// that point of the log is one of them (`if<N>` for an ifindex the log
@@ -105,10 +106,21 @@ impl<'s> Selector<'s> {
             && s.to_ns.is_none_or(|to| record.tstamp_ns < to)
             && (s.hooks.is_empty() || s.hooks.contains(&record.hook))
             && (s.interfaces.is_empty() || self.interface_matches(record.ifindex))
-            && s.filter
-                .as_ref()
-                .is_none_or(|f| f.program.run(record.data, record.orig_len) != 0);
+            && s.filter.as_ref().is_none_or(|f| run(f, record) != 0);
         self.matched += u64::from(kept);
         kept
+    }
+}
+
+/// Runs `filter` on a record as its link type shows it: the IP packet, or
+/// the SLL2 header the export writes in front of it.
+fn run(filter: &Filter, record: &PacketRecord<'_>) -> u32 {
+    match filter.link {
+        FilterLink::Raw => filter.program.run(record.data, record.orig_len),
+        FilterLink::Sll2 => filter.program.run_split(
+            &sll2_header(record),
+            record.data,
+            record.orig_len.saturating_add(SLL2_HEADER_LEN as u32),
+        ),
     }
 }

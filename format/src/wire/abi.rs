@@ -348,14 +348,7 @@ pub const PACKET_INFO: Layout = Layout {
 };
 
 /// Every struct of the header, for the ABI test.
-pub const LAYOUTS: [&Layout; 6] = [
-    &NLMSGHDR,
-    &CONFIG,
-    &FILTER,
-    &RECORD,
-    &TRAILER,
-    &PACKET_INFO,
-];
+pub const LAYOUTS: [&Layout; 6] = [&NLMSGHDR, &CONFIG, &FILTER, &RECORD, &TRAILER, &PACKET_INFO];
 
 /// Every integer constant of the header, by its C name, for the ABI test.
 pub const CONSTANTS: &[(&str, i64)] = &[

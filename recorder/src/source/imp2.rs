@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use imp2_format::log::Losses;
 use imp2_format::wire::{
-    BatchTrailer, BatchWalker, Config, Malformed, Message, NlHeader, TRAILER_MESSAGE_LEN, abi,
+    BatchTrailer, BatchWalker, Config, Malformed, Message, NlHeader, Register, TRAILER_MESSAGE_LEN,
+    abi,
 };
 
 use crate::log_sink::LogSink;
@@ -25,6 +26,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Imp2Source {
     sock: ImpSocket,
+    /// What REGISTER sends: the config and the capture filter.
+    register: Register,
     config: Config,
     decoder: BatchDecoder,
     /// Set once the producer's socket is found closed (imp2-loadgen
@@ -47,12 +50,13 @@ impl Imp2Source {
         unit: i32,
         peer: u32,
         rcvbuf: usize,
-        config: Config,
+        register: Register,
     ) -> Result<Imp2Source, RunError> {
         let sock = ImpSocket::open(unit, peer, rcvbuf).map_err(|e| RunError(e.to_string()))?;
         Ok(Imp2Source {
             sock,
-            config,
+            config: register.config,
+            register,
             decoder: BatchDecoder::default(),
             gone: None,
         })
@@ -95,7 +99,7 @@ impl Source for Imp2Source {
     fn start(&mut self, sink: &mut LogSink) -> Result<(), RunError> {
         let decoder = &mut self.decoder;
         self.sock
-            .register(&self.config, ACK_TIMEOUT, &mut |d, t| {
+            .register(&self.register, ACK_TIMEOUT, &mut |d, t| {
                 decoder.decode(d, t, sink)
             })
             .map_err(|e| RunError(e.to_string()))?;

@@ -12,6 +12,7 @@ use imp2_format::export::{
     ExportError, ExportOptions, ExportReport, Format, LinkType, export_threaded_selected,
     io_reason, places,
 };
+use imp2_format::filter::FilterLink;
 use imp2_format::log::{OnDamage, ReadErrorKind};
 use imp2_tools::selection::SelectionArgs;
 use imp2_tools::{Failure, describe_read_error, open_log};
@@ -129,7 +130,11 @@ fn run(args: &Args) -> Result<(), Failure> {
     }
 
     // Before anything is opened or created: a bad filter truncates nothing.
-    let selection = args.select.selection()?;
+    // The expression sees packets as the output holds them.
+    let selection = args.select.selection(match args.linktype {
+        LinkTypeArg::Sll2 => FilterLink::Sll2,
+        LinkTypeArg::Raw => FilterLink::Raw,
+    })?;
     let reader = open_log(&args.log)?;
     let options = ExportOptions {
         on_damage: if args.skip_damaged {

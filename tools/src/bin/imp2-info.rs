@@ -4,13 +4,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use imp2_format::filter::FilterLink;
 use imp2_format::log::{OnDamage, trim_to_committed};
+use imp2_tools::selection::SelectionArgs;
 use imp2_tools::{EXIT_FAILURE, Failure, LogSummary, open_log};
 
 const TOOL: &str = "imp2-info";
 
 /// Summarise an imp2 log: header, records, time span, bytes, counts per
 /// interface, hook, family and protocol, losses by cause, and integrity.
+///
+/// A filter expression after the options (tcpdump's syntax, as on the pcap
+/// that imp2-convert writes), -i, --hook, --from/--to and -c make the
+/// counts those of the matching records; the integrity check still reads
+/// every record.
 ///
 /// Exit status: 0 ok, 1 the log cannot be read (or, with --verify, has an
 /// integrity problem), 2 usage.
@@ -38,9 +45,12 @@ struct Args {
     /// after. Refused while a recorder is writing the log.
     #[arg(long, conflicts_with_all = ["json", "verify", "skip_damaged"])]
     trim: bool,
+    #[command(flatten)]
+    select: SelectionArgs,
 }
 
 fn main() -> ExitCode {
+    imp2_tools::cli::default_sigpipe();
     let args: Args = imp2_tools::cli::parse(TOOL);
     match run(&args) {
         Ok(code) => code,
@@ -49,6 +59,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<ExitCode, Failure> {
+    // The expression sees records as `imp2-convert` writes them by default
+    // (SLL2), so that it selects what `tcpdump -r` on that export selects.
+    let selection = args.select.selection(FilterLink::Sll2)?;
     let reader = open_log(&args.log)?;
     if args.trim {
         drop(reader);
@@ -59,7 +72,7 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
     } else {
         OnDamage::Stop
     };
-    let summary = LogSummary::of_with(&reader, on_damage);
+    let summary = LogSummary::of_selected(&reader, on_damage, &selection);
     if args.json {
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| Failure::runtime(format!("encoding JSON: {e}")))?;
@@ -76,7 +89,11 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
                     println!(
                         "{}: ok, {} records, {}",
                         args.log.display(),
-                        summary.records,
+                        // Verification reads every record, filter or not.
+                        summary
+                            .filter
+                            .as_ref()
+                            .map_or(summary.records, |f| f.examined),
                         summary.integrity.describe()
                     );
                 }

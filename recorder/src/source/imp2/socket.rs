@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use imp2_format::wire::{
-    BatchWalker, Config, Message, NlHeader, abi, register_message, unregister_message,
+    BatchWalker, Message, NlHeader, Register, abi, register_filtered_message, unregister_message,
 };
 use netlink_sys::{Socket, SocketAddr};
 
@@ -103,17 +103,17 @@ impl ImpSocket {
     /// to `on_datagram`.
     pub fn register(
         &mut self,
-        config: &Config,
+        register: &Register,
         timeout: Duration,
         on_datagram: &mut dyn FnMut(&[u8], bool),
     ) -> Result<(), RegisterError> {
         self.seq += 1;
-        let msg = register_message(config, self.seq, self.port_id);
+        let msg = register_filtered_message(register, self.seq, self.port_id);
         self.send(&msg, "REGISTER")?;
         match self.wait_ack(self.seq, timeout, on_datagram)? {
             0 => Ok(()),
             errno => Err(RegisterError(explain_register_errno(
-                -errno, self.unit, config,
+                -errno, self.unit, register,
             ))),
         }
     }
@@ -184,7 +184,8 @@ fn find_ack(datagram: &[u8], seq: u32) -> Option<i32> {
         })
 }
 
-fn explain_register_errno(errno: i32, unit: i32, config: &Config) -> String {
+fn explain_register_errno(errno: i32, unit: i32, register: &Register) -> String {
+    let config = &register.config;
     match errno {
         libc::EPERM => "registering needs CAP_NET_ADMIN: run imp2-record as root or give it \
                         cap_net_admin (setcap cap_net_admin+ep imp2-record)"
@@ -197,9 +198,13 @@ fn explain_register_errno(errno: i32, unit: i32, config: &Config) -> String {
              version {}): rebuild the module and the recorder from the same tree",
             config.abi_version
         ),
-        libc::EINVAL => match config.validate() {
+        libc::EINVAL => match Register::parse(&register.to_bytes()) {
             Err(e) => format!("the producer refused the configuration: {e}"),
-            Ok(()) => "the producer refused the configuration (EINVAL)".into(),
+            // A module older than filters refuses the flag that announces
+            // one; a current one would have refused a bad program here.
+            Ok(r) if r.filter.is_some() => "the producer refused the capture filter (EINVAL):                  an imp2 module older than this recorder has no filters (update it, or                  capture without an expression and -i)"
+                .into(),
+            Ok(_) => "the producer refused the configuration (EINVAL)".into(),
         },
         e => format!(
             "the producer refused REGISTER: {}",

@@ -3,6 +3,7 @@
 
 use std::io;
 
+use imp2_format::filter::Program;
 use imp2_format::nflog::{ConfigRequest, CopyMode, consts};
 
 /// Default queue threshold: high enough that buffers fill by size at high
@@ -14,7 +15,7 @@ pub const FLUSH_MS_DEFAULT: u32 = 100;
 pub const COPY_RANGE_MAX: u32 = consts::COPY_RANGE_MAX;
 
 /// What the user asked of the NFLOG source.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// The NFLOG group.
     pub group: u16,
@@ -31,6 +32,11 @@ pub struct Settings {
     pub rcvbuf: usize,
     /// `FAMILY_F_*` bits: families to record (others are skipped).
     pub families: u32,
+    /// The capture filter's program, run here on each packet the rule
+    /// logged (the kernel's NFLOG has no place for it).
+    pub program: Option<Program>,
+    /// Interfaces to keep (empty: all), by the record's ifindex.
+    pub ifindexes: Vec<u32>,
 }
 
 impl Settings {
@@ -202,12 +208,14 @@ mod tests {
             flush_ms: 95,
             rcvbuf: 1 << 20,
             families: FAMILY_F_IPV4,
+            program: None,
+            ifindexes: Vec::new(),
         };
         assert!(ok.validate().is_ok());
         assert!(
             Settings {
                 bufsize: 4095,
-                ..ok
+                ..ok.clone()
             }
             .validate()
             .is_err()
@@ -215,12 +223,19 @@ mod tests {
         assert!(
             Settings {
                 bufsize: 131_073,
-                ..ok
+                ..ok.clone()
             }
             .validate()
             .is_err()
         );
-        assert!(Settings { qthresh: 0, ..ok }.validate().is_err());
+        assert!(
+            Settings {
+                qthresh: 0,
+                ..ok.clone()
+            }
+            .validate()
+            .is_err()
+        );
         let bind = ok.bind_request();
         assert_eq!(bind.command, Some(consts::CMD_BIND));
         assert_eq!(

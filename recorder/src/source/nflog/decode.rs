@@ -1,10 +1,11 @@
 //! Decoding of NFLOG datagrams: one message per packet, their sequence
 //! numbers turned into exact losses, the family filter, the log.
 
-use imp2_format::Family;
+use imp2_format::filter::Program;
 use imp2_format::log::Losses;
 use imp2_format::nflog::{LoggedPacket, Malformed, Message, PacketParser, Walker};
 use imp2_format::wire::abi::{FAMILY_F_IPV4, FAMILY_F_IPV6};
+use imp2_format::{Family, PacketRecord};
 
 use super::Settings;
 use crate::log_sink::LogSink;
@@ -15,6 +16,9 @@ use crate::sys::now_ns;
 pub(super) struct NflogDecoder {
     group: u16,
     families: u32,
+    /// The capture filter (expression and interfaces), run per packet.
+    program: Option<Program>,
+    ifindexes: Vec<u32>,
     /// The sequence number the next packet should carry.
     next_seq: u32,
     /// Packets seen (recorded, filtered or skipped).
@@ -29,8 +33,11 @@ pub(super) struct NflogDecoder {
     pub(super) receive_time_stamps: u64,
     /// Packets of families other than IPv4/IPv6 (ARP, bridge rules).
     pub(super) not_ip: u64,
-    /// Packets of a family not selected with `--family`.
+    /// Packets of a family not selected with `--family`, or rejected by
+    /// the capture filter.
     pub(super) filtered: u64,
+    /// Of `filtered`: rejected by the filter expression or `-i`.
+    pub(super) filter_rejected: u64,
     /// Messages of other types or groups.
     pub(super) other_messages: u64,
     pub(super) unbind_seq: Option<u32>,
@@ -46,6 +53,8 @@ impl NflogDecoder {
         NflogDecoder {
             group: settings.group,
             families: settings.families,
+            program: settings.program.clone(),
+            ifindexes: settings.ifindexes.clone(),
             next_seq: 0,
             packets: 0,
             seq_gaps: 0,
@@ -54,6 +63,7 @@ impl NflogDecoder {
             receive_time_stamps: 0,
             not_ip: 0,
             filtered: 0,
+            filter_rejected: 0,
             other_messages: 0,
             unbind_seq: None,
             unbind_errno: None,
@@ -69,6 +79,19 @@ impl NflogDecoder {
             FAMILY_F_IPV6
         };
         self.families & bit != 0
+    }
+
+    /// The capture filter on one record: 0 to reject it, else the most
+    /// bytes to keep.
+    #[inline]
+    fn filter(&self, record: &PacketRecord<'_>) -> u32 {
+        if !self.ifindexes.is_empty() && !self.ifindexes.contains(&record.ifindex) {
+            return 0;
+        }
+        match &self.program {
+            Some(p) => p.run(record.data, record.orig_len),
+            None => u32::MAX,
+        }
     }
 
     /// One packet of our group: sequence accounting, time, family filter,
@@ -104,11 +127,21 @@ impl NflogDecoder {
         }
         match p.record {
             Ok(mut record) if self.wants(record.family) => {
+                let keep = self.filter(&record);
+                if keep == 0 {
+                    self.filtered += 1;
+                    self.filter_rejected += 1;
+                    return;
+                }
                 if !p.has_timestamp {
                     // The send hooks carry no kernel time stamp: the
                     // datagram's receive time (CLOCK_REALTIME) stands in.
                     record.tstamp_ns = *received_ns.get_or_insert_with(now_ns);
                 }
+                // The program's return value caps the bytes kept, as a
+                // socket filter's does.
+                let cut = record.data.len().min(keep as usize);
+                record.data = &record.data[..cut];
                 sink.append(&record);
             }
             Ok(_) => self.filtered += 1,
@@ -207,6 +240,8 @@ mod tests {
             flush_ms: 100,
             rcvbuf: 1 << 20,
             families,
+            program: None,
+            ifindexes: Vec::new(),
         };
         NflogDecoder::new(&settings)
     }
