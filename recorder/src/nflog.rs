@@ -22,7 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use imp2_format::Family;
 use imp2_format::log::Losses;
 use imp2_format::nflog::{
-    ConfigRequest, CopyMode, LoggedPacket, Malformed, Message, PacketParser, Walker, consts,
+    ConfigRequest, CopyMode, LoggedPacket, MalformedNflog, NflogMessage, NflogWalker, PacketParser,
+    consts,
 };
 use imp2_format::wire::abi::{FAMILY_F_IPV4, FAMILY_F_IPV6};
 use netlink_sys::{Socket, SocketAddr};
@@ -157,7 +158,7 @@ struct Decoder {
     other_messages: u64,
     unbind_seq: Option<u32>,
     unbind_errno: Option<i32>,
-    last_malformed: Option<Malformed>,
+    last_malformed: Option<MalformedNflog>,
     /// Message layouts learnt so far (the fast path of the parse).
     parser: PacketParser,
 }
@@ -275,9 +276,9 @@ impl NflogSource {
             let datagram = &buf[..len.min(buf.len())];
             let mut ack = None;
             let mut others = false;
-            for item in Walker::new(datagram).flatten() {
+            for item in NflogWalker::new(datagram).flatten() {
                 match item.message {
-                    Message::Error { errno, request }
+                    NflogMessage::Error { errno, request }
                         if request.map_or(item.header.seq, |r| r.seq) == seq =>
                     {
                         ack = Some(errno);
@@ -506,7 +507,7 @@ impl Decoder {
         // a packet lacks the kernel's timestamp.
         let mut received_ns = None;
         // The parser keeps the layouts it learnt across datagrams.
-        let mut walker = Walker::with_parser(buf, self.parser);
+        let mut walker = NflogWalker::with_parser(buf, self.parser);
         loop {
             // Packets of the usual shape take the fast path; everything
             // else (new shapes, DONE, ACKs, errors) comes through `next`.
@@ -532,10 +533,10 @@ impl Decoder {
                 }
             };
             match item.message {
-                Message::Packet(p) if p.group == self.group => {
+                NflogMessage::Packet(p) if p.group == self.group => {
                     self.on_packet(p.logged(), &mut losses, &mut received_ns, sink);
                 }
-                Message::Error { errno, request } => {
+                NflogMessage::Error { errno, request } => {
                     // The kernel includes the request's header; its seq is
                     // also in the ACK's own header.
                     let seq = request.map_or(item.header.seq, |r| r.seq);
@@ -545,8 +546,8 @@ impl Decoder {
                         self.other_messages += 1;
                     }
                 }
-                Message::Done | Message::Noop => {}
-                Message::Packet(_) | Message::Overrun | Message::Other { .. } => {
+                NflogMessage::Done | NflogMessage::Noop => {}
+                NflogMessage::Packet(_) | NflogMessage::Overrun | NflogMessage::Other { .. } => {
                     self.other_messages += 1;
                 }
             }
