@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use imp2_format::wire::{BatchWalker, Message};
+use imp2_format::wire::{BatchMessage, BatchWalker};
 
 fn walk(c: &mut Criterion) {
     let mut g = c.benchmark_group("batch_walk");
@@ -23,7 +23,7 @@ fn walk(c: &mut Criterion) {
                 let mut bytes = 0u64;
                 for batch in &batches {
                     for item in BatchWalker::new(black_box(batch)).flatten() {
-                        if let Message::Record(r) = item.message {
+                        if let BatchMessage::Record(r) = item.message {
                             n += 1;
                             bytes += r.data.len() as u64;
                         }

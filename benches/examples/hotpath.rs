@@ -26,7 +26,7 @@ use imp2_benches::{cpu_seconds, print_stage};
 
 use imp2_format::log::{LogHeader, LogWriter, WriteMode, WriterOptions};
 use imp2_format::synth::{PacketSynth, SynthOptions};
-use imp2_format::wire::{BatchBuilder, BatchTrailer, BatchWalker, Message, WalkItem};
+use imp2_format::wire::{BatchBuilder, BatchItem, BatchMessage, BatchTrailer, BatchWalker};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -87,8 +87,8 @@ fn count_records(batch: &[u8]) -> usize {
         .filter(|i| {
             matches!(
                 i,
-                Ok(WalkItem {
-                    message: Message::Record(_),
+                Ok(BatchItem {
+                    message: BatchMessage::Record(_),
                     ..
                 })
             )
@@ -149,8 +149,8 @@ fn walk_only(batches: &[&[u8]]) -> u64 {
                 continue;
             }
             match walker.next() {
-                Some(Ok(WalkItem {
-                    message: Message::Record(r),
+                Some(Ok(BatchItem {
+                    message: BatchMessage::Record(r),
                     ..
                 })) => count += r.data.len() as u64,
                 Some(_) => {}
@@ -173,8 +173,8 @@ fn walk_append(batches: &[&[u8]], w: &mut LogWriter, per_commit: usize) {
                 continue;
             }
             match walker.next() {
-                Some(Ok(WalkItem {
-                    message: Message::Record(r),
+                Some(Ok(BatchItem {
+                    message: BatchMessage::Record(r),
                     ..
                 })) => w.append(&r).unwrap(),
                 Some(_) => {}

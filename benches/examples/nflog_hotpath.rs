@@ -12,19 +12,20 @@
 //! callgrind_annotate --inclusive=yes /tmp/cg.out | grep nflog_hotpath::
 //!
 //! `walk (general)` walks with the iterator only (every message through
-//! `Message::Packet`); `walk (fast)` takes packet messages through
-//! `Walker::next_packet` first, as the recorder does.
+//! `NflogMessage::Packet`); `walk (fast)` takes packet messages through
+//! `NflogWalker::next_packet` first, as the recorder does.
 
 use std::time::Instant;
 
 use imp2_benches::{cpu_seconds, print_stage};
 
-use imp2_format::PacketRecord;
+use imp2_format::ip::ip_family;
 use imp2_format::log::{LogHeader, LogWriter, WriteMode, WriterOptions};
 use imp2_format::nflog::{
-    Item, Message, PacketMessage, PacketParser, Timestamp, Walker, consts, emit_done,
+    NflogItem, NflogMessage, NflogWalker, PacketMessage, PacketParser, Timestamp, consts, emit_done,
 };
 use imp2_format::synth::{PacketSynth, SynthOptions};
+use imp2_format::{Family, PacketRecord};
 
 /// Bytes of one datagram: the kernel's 128 KiB NFLOG buffer.
 const DATAGRAM: usize = 128 << 10;
@@ -97,7 +98,7 @@ fn make_datagrams(packets: usize) -> Vec<Vec<u8>> {
     for i in 0..packets {
         let p = synth.next(&mut buf);
         let data = &buf[..p.len];
-        let ipv6 = data.first().is_some_and(|b| b >> 4 == 6);
+        let ipv6 = ip_family(data) == Some(Family::IPV6);
         let m = PacketMessage {
             family: if ipv6 {
                 consts::AF_INET6
@@ -139,8 +140,8 @@ fn make_datagrams(packets: usize) -> Vec<Vec<u8>> {
 fn walk_general(datagrams: &[&[u8]]) -> usize {
     let mut n = 0;
     for d in datagrams {
-        for item in Walker::new(d).flatten() {
-            if let Message::Packet(p) = item.message {
+        for item in NflogWalker::new(d).flatten() {
+            if let NflogMessage::Packet(p) = item.message {
                 if let Ok(r) = p.to_record(0) {
                     n += usize::from(!r.data.is_empty());
                 }
@@ -170,7 +171,7 @@ fn walk_append(datagrams: &[&[u8]], w: &mut LogWriter) {
 }
 
 /// The recorder's walk: packets of a known shape through
-/// `Walker::next_packet`, everything else through the iterator; `on` gets
+/// `NflogWalker::next_packet`, everything else through the iterator; `on` gets
 /// each IP packet's record, `end` runs after each datagram.
 #[inline(always)]
 fn each_packet<'a>(
@@ -180,13 +181,13 @@ fn each_packet<'a>(
 ) {
     let mut parser = PacketParser::default();
     for d in datagrams {
-        let mut walker = Walker::with_parser(d, parser);
+        let mut walker = NflogWalker::with_parser(d, parser);
         loop {
             let logged = match walker.next_packet() {
                 Some(p) => p,
                 None => match walker.next() {
-                    Some(Ok(Item {
-                        message: Message::Packet(p),
+                    Some(Ok(NflogItem {
+                        message: NflogMessage::Packet(p),
                         ..
                     })) => p.logged(),
                     Some(_) => continue,

@@ -435,8 +435,8 @@ mod tests {
                     .filter(|i| {
                         matches!(
                             i,
-                            Ok(imp2_format::wire::WalkItem {
-                                message: imp2_format::wire::Message::Record(_),
+                            Ok(imp2_format::wire::BatchItem {
+                                message: imp2_format::wire::BatchMessage::Record(_),
                                 ..
                             })
                         )

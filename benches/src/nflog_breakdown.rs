@@ -14,7 +14,7 @@ use crate::{M, run_example, stage};
 /// The hot path's figures over the rounds, CPU ns per packet.
 #[derive(Clone, Debug, Default)]
 pub struct HotPath {
-    /// The walk alone (the recorder's fast path, `Walker::next_packet`).
+    /// The walk alone (the recorder's fast path, `NflogWalker::next_packet`).
     pub walk: M,
     /// Walk + log append, user time.
     pub user: M,

@@ -5,12 +5,16 @@
 //! - [`log`]: the compact on-disk log (`format/FORMAT.md`), its mmap writer
 //!   and its verifying reader.
 //! - [`export`]: streaming conversion of a log to pcapng or classic pcap.
+//! - [`nflog`]: the kernel's nfnetlink_log messages, the recorder's other
+//!   source.
+//! - [`ip`]: what a packet's IP header says (family, length, protocol).
 //!
 //! [`record`] holds the one type all three share: a captured packet.
 
 mod crc;
 pub mod export;
 pub mod filter;
+pub mod ip;
 pub mod log;
 pub mod nflog;
 pub mod record;

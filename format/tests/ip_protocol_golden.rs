@@ -8,7 +8,8 @@
 //! (a snaplen cut) or fewer bytes than the IP header give 255, unknown.
 
 use imp2_format::Family;
-use imp2_format::nflog::{PacketMessage, consts, ip_protocol};
+use imp2_format::ip::ip_protocol;
+use imp2_format::nflog::{PacketMessage, consts};
 use imp2_format::record::PROTO_UNKNOWN;
 
 /// The 40-byte IPv6 header of fd00:199::1 -> fd00:199::2 with

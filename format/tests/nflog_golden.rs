@@ -12,7 +12,8 @@
 #![cfg(target_endian = "little")]
 
 use imp2_format::nflog::{
-    ConfigRequest, CopyMode, Message, NfGenMsg, PacketMessage, Timestamp, Walker, consts, emit_done,
+    ConfigRequest, CopyMode, NfGenMsg, NflogMessage, NflogWalker, PacketMessage, Timestamp, consts,
+    emit_done,
 };
 use imp2_format::wire::NlHeader;
 use imp2_format::{Family, Hook, PacketRecord};
@@ -153,16 +154,16 @@ fn expected_messages() -> [PacketMessage<'static>; 2] {
 
 #[test]
 fn the_walker_reads_the_kernels_bytes() {
-    let items: Vec<_> = Walker::new(&BUFFER).collect::<Result<_, _>>().unwrap();
+    let items: Vec<_> = NflogWalker::new(&BUFFER).collect::<Result<_, _>>().unwrap();
     assert_eq!(items.len(), 3);
     assert_eq!(
         (items[0].offset, items[1].offset, items[2].offset),
         (0, 160, 296)
     );
     let [m1, m2] = expected_messages();
-    assert_eq!(items[0].message, Message::Packet(m1));
-    assert_eq!(items[1].message, Message::Packet(m2));
-    assert_eq!(items[2].message, Message::Done);
+    assert_eq!(items[0].message, NflogMessage::Packet(m1));
+    assert_eq!(items[1].message, NflogMessage::Packet(m2));
+    assert_eq!(items[2].message, NflogMessage::Done);
     assert_eq!(
         items[0].header,
         NlHeader {
@@ -310,9 +311,10 @@ fn attribute_flag_bits_are_masked() {
     buf[119] |= 0x40;
     // NFULA_PACKET_HDR of message 2 (type at 182) with NLA_F_NESTED.
     buf[183] |= 0x80;
-    let items: Vec<_> = Walker::new(&buf).collect::<Result<_, _>>().unwrap();
+    let items: Vec<_> = NflogWalker::new(&buf).collect::<Result<_, _>>().unwrap();
     let [m1, m2] = expected_messages();
-    let (Message::Packet(p1), Message::Packet(p2)) = (items[0].message, items[1].message) else {
+    let (NflogMessage::Packet(p1), NflogMessage::Packet(p2)) = (items[0].message, items[1].message)
+    else {
         panic!("not packets: {items:?}");
     };
     assert_eq!(p1.seq, m1.seq);

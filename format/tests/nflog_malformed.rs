@@ -3,7 +3,8 @@
 //! around it are kept, and nothing panics.
 
 use imp2_format::nflog::{
-    ConfigRequest, Malformed, Message, PacketMessage, Reason, Walker, consts, emit_done,
+    ConfigRequest, MalformedNflog, MalformedNflogReason, NflogMessage, NflogWalker, PacketMessage,
+    consts, emit_done,
 };
 use imp2_format::wire::{FramingError, NlHeader};
 
@@ -37,13 +38,13 @@ fn buffer() -> Vec<u8> {
     out
 }
 
-fn walk(buf: &[u8]) -> (Vec<u32>, Vec<Malformed>) {
+fn walk(buf: &[u8]) -> (Vec<u32>, Vec<MalformedNflog>) {
     let mut seqs = Vec::new();
     let mut errors = Vec::new();
-    for item in Walker::new(buf) {
+    for item in NflogWalker::new(buf) {
         match item {
             Ok(item) => {
-                if let Message::Packet(p) = item.message {
+                if let NflogMessage::Packet(p) = item.message {
                     seqs.push(p.seq.unwrap());
                 }
             }
@@ -75,9 +76,9 @@ fn framing_errors_end_the_walk_with_the_offset() {
     assert_eq!(seqs, [0]);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 76,
-            reason: Reason::Framing(FramingError::LengthBelowHeader { len: 15 })
+            reason: MalformedNflogReason::Framing(FramingError::LengthBelowHeader { len: 15 })
         }]
     );
     assert!(!errors[0].reason.is_recoverable());
@@ -89,9 +90,9 @@ fn framing_errors_end_the_walk_with_the_offset() {
     assert_eq!(seqs, [0, 1]);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 152,
-            reason: Reason::Framing(FramingError::LengthPastEnd {
+            reason: MalformedNflogReason::Framing(FramingError::LengthPastEnd {
                 len: 76,
                 available: 40
             })
@@ -105,9 +106,9 @@ fn framing_errors_end_the_walk_with_the_offset() {
     assert_eq!(seqs, [0, 1, 2]);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 248,
-            reason: Reason::Framing(FramingError::TrailingBytes { remaining: 3 })
+            reason: MalformedNflogReason::Framing(FramingError::TrailingBytes { remaining: 3 })
         }]
     );
 }
@@ -121,9 +122,9 @@ fn attribute_errors_skip_only_their_message() {
     assert_eq!(seqs, [0, 2]);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 96,
-            reason: Reason::AttrLengthBelowHeader { len: 3 }
+            reason: MalformedNflogReason::AttrLengthBelowHeader { len: 3 }
         }]
     );
     assert!(errors[0].reason.is_recoverable());
@@ -135,9 +136,9 @@ fn attribute_errors_skip_only_their_message() {
     assert_eq!(seqs, [0, 2]);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 120,
-            reason: Reason::AttrLengthPastEnd {
+            reason: MalformedNflogReason::AttrLengthPastEnd {
                 kind: consts::NFULA_PAYLOAD,
                 len: 40,
                 available: 32
@@ -152,9 +153,9 @@ fn attribute_errors_skip_only_their_message() {
     assert_eq!(seqs, [0, 2]);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 112,
-            reason: Reason::AttrTooShort {
+            reason: MalformedNflogReason::AttrTooShort {
                 kind: consts::NFULA_SEQ,
                 len: 2,
                 need: 4
@@ -171,9 +172,9 @@ fn attribute_errors_skip_only_their_message() {
     // The next "message" then starts inside message 2: framing is lost.
     assert_eq!(
         errors[0],
-        Malformed {
+        MalformedNflog {
             offset: 120,
-            reason: Reason::AttrTrailingBytes { remaining: 2 }
+            reason: MalformedNflogReason::AttrTrailingBytes { remaining: 2 }
         }
     );
 }
@@ -187,9 +188,9 @@ fn content_errors_of_packet_messages() {
     assert_eq!(seqs, [1, 2]);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 16,
-            reason: Reason::MissingPacketHeader
+            reason: MalformedNflogReason::MissingPacketHeader
         }]
     );
 
@@ -206,9 +207,9 @@ fn content_errors_of_packet_messages() {
     let (_, errors) = walk(&short);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 16,
-            reason: Reason::ShortNfgenmsg { payload: 2 }
+            reason: MalformedNflogReason::ShortNfgenmsg { payload: 2 }
         }]
     );
 
@@ -222,9 +223,9 @@ fn content_errors_of_packet_messages() {
     let (_, errors) = walk(&b);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 36,
-            reason: Reason::AttrTooShort {
+            reason: MalformedNflogReason::AttrTooShort {
                 kind: consts::NFULA_TIMESTAMP,
                 len: 8,
                 need: 16
@@ -253,10 +254,10 @@ fn errors_and_acks_are_typed() {
         pid: 77,
     }
     .write(&mut b[20..]);
-    let items: Vec<_> = Walker::new(&b).collect::<Result<_, _>>().unwrap();
+    let items: Vec<_> = NflogWalker::new(&b).collect::<Result<_, _>>().unwrap();
     assert_eq!(
         items[0].message,
-        Message::Error {
+        NflogMessage::Error {
             errno: -1,
             request: Some(NlHeader {
                 len: 28,
@@ -280,9 +281,9 @@ fn errors_and_acks_are_typed() {
     let (_, errors) = walk(&short);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedNflog {
             offset: 0,
-            reason: Reason::ShortError { payload: 2 }
+            reason: MalformedNflogReason::ShortError { payload: 2 }
         }]
     );
 }
@@ -294,9 +295,9 @@ fn config_attributes_are_checked_against_the_policy() {
     set_u16(&mut msg, 20, 4);
     assert_eq!(
         ConfigRequest::parse(&msg[16..], 16),
-        Err(Malformed {
+        Err(MalformedNflog {
             offset: 20,
-            reason: Reason::AttrTooShort {
+            reason: MalformedNflogReason::AttrTooShort {
                 kind: consts::NFULA_CFG_CMD,
                 len: 0,
                 need: 1
@@ -305,18 +306,18 @@ fn config_attributes_are_checked_against_the_policy() {
     );
     assert_eq!(
         ConfigRequest::parse(&msg[16..18], 16),
-        Err(Malformed {
+        Err(MalformedNflog {
             offset: 16,
-            reason: Reason::ShortNfgenmsg { payload: 2 }
+            reason: MalformedNflogReason::ShortNfgenmsg { payload: 2 }
         })
     );
 }
 
 #[test]
 fn every_error_displays_its_offset() {
-    let e = Malformed {
+    let e = MalformedNflog {
         offset: 120,
-        reason: Reason::AttrLengthBelowHeader { len: 3 },
+        reason: MalformedNflogReason::AttrLengthBelowHeader { len: 3 },
     };
     assert_eq!(
         e.to_string(),

@@ -3,9 +3,10 @@
 //! panic nor yield data outside the buffer.
 
 use imp2_format::Family;
+use imp2_format::ip::{ip_orig_len, ip_protocol};
 use imp2_format::nflog::{
-    Attrs, ConfigRequest, CopyMode, Message, PacketMessage, PacketParser, Timestamp, Walker,
-    consts, emit_done, ip_orig_len, ip_protocol,
+    Attrs, ConfigRequest, CopyMode, NflogMessage, NflogWalker, PacketMessage, PacketParser,
+    Timestamp, consts, emit_done,
 };
 use imp2_format::record::PROTO_UNKNOWN;
 use proptest::prelude::*;
@@ -132,10 +133,10 @@ fn check_walk(buf: &[u8]) {
         let r = s.as_ptr_range();
         s.is_empty() || (range.start <= r.start && r.end <= range.end)
     };
-    for item in Walker::new(buf) {
+    for item in NflogWalker::new(buf) {
         let Ok(item) = item else { continue };
         assert!(item.offset + item.header.len as usize <= buf.len());
-        if let Message::Packet(p) = item.message {
+        if let NflogMessage::Packet(p) = item.message {
             for s in [p.prefix, p.payload, p.hwaddr, p.hwheader]
                 .into_iter()
                 .flatten()
@@ -160,12 +161,12 @@ proptest! {
             m.view().emit(&mut buf);
         }
         emit_done(7, &mut buf);
-        let items: Vec<_> = Walker::new(&buf).collect::<Result<_, _>>().unwrap();
+        let items: Vec<_> = NflogWalker::new(&buf).collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(items.len(), messages.len() + 1);
         for (item, m) in items.iter().zip(&messages) {
-            prop_assert_eq!(item.message, Message::Packet(m.view()));
+            prop_assert_eq!(item.message, NflogMessage::Packet(m.view()));
         }
-        prop_assert_eq!(items[messages.len()].message, Message::Done);
+        prop_assert_eq!(items[messages.len()].message, NflogMessage::Done);
     }
 
     #[test]
@@ -302,10 +303,10 @@ proptest! {
             let i = at.index(b.len());
             b[i] = v;
         }
-        let mut warm = Walker::new(&a);
+        let mut warm = NflogWalker::new(&a);
         for _ in &mut warm {}
-        let warm: Vec<_> = Walker::with_parser(&b, warm.parser()).collect();
-        let cold: Vec<_> = Walker::new(&b).collect();
+        let warm: Vec<_> = NflogWalker::with_parser(&b, warm.parser()).collect();
+        let cold: Vec<_> = NflogWalker::new(&b).collect();
         prop_assert_eq!(warm, cold);
     }
 
@@ -342,15 +343,15 @@ proptest! {
 #[derive(Debug, PartialEq)]
 enum Seen<'a> {
     Packet(imp2_format::nflog::LoggedPacket<'a>),
-    Other(Message<'a>),
-    Error(imp2_format::nflog::Malformed),
+    Other(NflogMessage<'a>),
+    Error(imp2_format::nflog::MalformedNflog),
 }
 
 fn walk_plain(buf: &[u8]) -> Vec<Seen<'_>> {
-    Walker::new(buf)
+    NflogWalker::new(buf)
         .map(|item| match item {
             Ok(i) => match i.message {
-                Message::Packet(p) => Seen::Packet(p.logged()),
+                NflogMessage::Packet(p) => Seen::Packet(p.logged()),
                 m => Seen::Other(m),
             },
             Err(e) => Seen::Error(e),
@@ -360,7 +361,7 @@ fn walk_plain(buf: &[u8]) -> Vec<Seen<'_>> {
 
 fn walk_fast(buf: &[u8]) -> Vec<Seen<'_>> {
     let mut out = Vec::new();
-    let mut walker = Walker::new(buf);
+    let mut walker = NflogWalker::new(buf);
     loop {
         if let Some(p) = walker.next_packet() {
             out.push(Seen::Packet(p));
@@ -368,7 +369,7 @@ fn walk_fast(buf: &[u8]) -> Vec<Seen<'_>> {
         }
         match walker.next() {
             Some(Ok(i)) => out.push(match i.message {
-                Message::Packet(p) => Seen::Packet(p.logged()),
+                NflogMessage::Packet(p) => Seen::Packet(p.logged()),
                 m => Seen::Other(m),
             }),
             Some(Err(e)) => out.push(Seen::Error(e)),

@@ -3,7 +3,7 @@
 #![cfg(target_endian = "little")]
 
 use imp2_format::wire::abi;
-use imp2_format::wire::{BatchBuilder, BatchTrailer, BatchWalker, Message, NlHeader};
+use imp2_format::wire::{BatchBuilder, BatchMessage, BatchTrailer, BatchWalker, NlHeader};
 use imp2_format::{Family, Hook, PacketRecord};
 
 /// Two records and the trailer: 68 + 52 + 112 = 232 bytes.
@@ -126,9 +126,9 @@ fn walker_reads_golden_batch() {
         [0, 68, 120]
     );
     let [r0, r1] = expected_records();
-    assert_eq!(items[0].message, Message::Record(r0));
-    assert_eq!(items[1].message, Message::Record(r1));
-    assert_eq!(items[2].message, Message::Done(expected_trailer()));
+    assert_eq!(items[0].message, BatchMessage::Record(r0));
+    assert_eq!(items[1].message, BatchMessage::Record(r1));
+    assert_eq!(items[2].message, BatchMessage::Done(expected_trailer()));
     assert_eq!(
         items[2].header,
         NlHeader {

@@ -3,8 +3,8 @@
 
 use imp2_format::wire::abi;
 use imp2_format::wire::{
-    BatchBuilder, BatchTrailer, BatchWalker, FramingError, Malformed, MalformedReason, Message,
-    NlHeader,
+    BatchBuilder, BatchMessage, BatchTrailer, BatchWalker, FramingError, MalformedBatch,
+    MalformedBatchReason, NlHeader,
 };
 use imp2_format::{Family, Hook, PacketRecord};
 
@@ -44,12 +44,12 @@ fn header(len: u32, msg_type: u16) -> [u8; 16] {
     h
 }
 
-fn walk(buf: &[u8]) -> (usize, Vec<Malformed>) {
+fn walk(buf: &[u8]) -> (usize, Vec<MalformedBatch>) {
     let mut records = 0;
     let mut errors = Vec::new();
     for item in BatchWalker::new(buf) {
         match item {
-            Ok(i) if matches!(i.message, Message::Record(_)) => records += 1,
+            Ok(i) if matches!(i.message, BatchMessage::Record(_)) => records += 1,
             Ok(_) => {}
             Err(e) => errors.push(e),
         }
@@ -66,9 +66,9 @@ fn length_past_end_stops_walk_and_keeps_prefix() {
     assert_eq!(records, 2);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedBatch {
             offset: 160,
-            reason: MalformedReason::Framing(FramingError::LengthPastEnd {
+            reason: MalformedBatchReason::Framing(FramingError::LengthPastEnd {
                 len: 1000,
                 available: 40
             })
@@ -85,9 +85,9 @@ fn length_below_header_stops_walk() {
     assert_eq!(records, 2, "nothing after a framing error can be located");
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedBatch {
             offset: 160,
-            reason: MalformedReason::Framing(FramingError::LengthBelowHeader { len: 8 })
+            reason: MalformedBatchReason::Framing(FramingError::LengthBelowHeader { len: 8 })
         }]
     );
 }
@@ -100,9 +100,9 @@ fn trailing_bytes_are_reported() {
     assert_eq!(records, 2);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedBatch {
             offset: 160,
-            reason: MalformedReason::Framing(FramingError::TrailingBytes { remaining: 3 })
+            reason: MalformedBatchReason::Framing(FramingError::TrailingBytes { remaining: 3 })
         }]
     );
 }
@@ -125,17 +125,17 @@ fn content_errors_are_skipped_and_walk_goes_on() {
     assert_eq!(
         errors,
         [
-            Malformed {
+            MalformedBatch {
                 offset: 160,
-                reason: MalformedReason::ShortRecord { payload: 20 }
+                reason: MalformedBatchReason::ShortRecord { payload: 20 }
             },
-            Malformed {
+            MalformedBatch {
                 offset: 196,
-                reason: MalformedReason::ShortTrailer { payload: 4 }
+                reason: MalformedBatchReason::ShortTrailer { payload: 4 }
             },
-            Malformed {
+            MalformedBatch {
                 offset: 216,
-                reason: MalformedReason::ShortError { payload: 2 }
+                reason: MalformedBatchReason::ShortError { payload: 2 }
             },
         ]
     );
@@ -151,9 +151,9 @@ fn captured_past_original_is_rejected() {
     assert_eq!(records, 1);
     assert_eq!(
         errors,
-        [Malformed {
+        [MalformedBatch {
             offset: 0,
-            reason: MalformedReason::CapturedPastOriginal {
+            reason: MalformedBatchReason::CapturedPastOriginal {
                 captured: 40,
                 orig_len: 10
             }
@@ -180,13 +180,13 @@ fn control_messages_are_typed() {
     assert_eq!(
         messages,
         [
-            Message::Error {
+            BatchMessage::Error {
                 errno: -libc::EBUSY,
                 request: Some(request)
             },
-            Message::Overrun,
-            Message::Noop,
-            Message::Unknown {
+            BatchMessage::Overrun,
+            BatchMessage::Noop,
+            BatchMessage::Unknown {
                 msg_type: 0x7ff0,
                 payload: &[9, 9, 9, 9]
             },

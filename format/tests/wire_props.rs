@@ -1,7 +1,7 @@
 //! Property tests: emit -> walk round trips, and the walker never panics and
 //! never yields out-of-range data on arbitrary or mutated bytes.
 
-use imp2_format::wire::{BatchBuilder, BatchTrailer, BatchWalker, Config, Message, abi};
+use imp2_format::wire::{BatchBuilder, BatchMessage, BatchTrailer, BatchWalker, Config, abi};
 use imp2_format::{Family, Hook, PacketRecord};
 use proptest::prelude::*;
 
@@ -87,11 +87,11 @@ proptest! {
         let items: Vec<_> = BatchWalker::new(&batch).collect::<Result<_, _>>().unwrap();
         prop_assert_eq!(items.len(), records.len() + 1);
         for (item, r) in items.iter().zip(&records) {
-            prop_assert_eq!(item.message, Message::Record(r.view()));
+            prop_assert_eq!(item.message, BatchMessage::Record(r.view()));
             prop_assert_eq!(item.offset % abi::NLMSG_ALIGNTO, 0);
         }
         let expected = BatchTrailer { records: records.len() as u32, ..t };
-        prop_assert_eq!(items.last().unwrap().message, Message::Done(expected));
+        prop_assert_eq!(items.last().unwrap().message, BatchMessage::Done(expected));
     }
 
     #[test]
@@ -147,7 +147,7 @@ fn check_walk(buf: &[u8]) -> Result<(), TestCaseError> {
         let offset = match item {
             Ok(i) => {
                 prop_assert!(i.offset + i.header.len as usize <= buf.len());
-                if let Message::Record(r) = i.message {
+                if let BatchMessage::Record(r) = i.message {
                     prop_assert!(r.data.len() as u64 <= u64::from(r.orig_len));
                     prop_assert!(i.offset + 16 + 24 + r.data.len() <= buf.len());
                 }

@@ -7,8 +7,9 @@
 #![no_main]
 
 use imp2_format::nflog::{
-    ConfigRequest, LoggedPacket, Message, PacketMessage, Walker, ip_protocol,
+    ConfigRequest, LoggedPacket, NflogMessage, PacketMessage, NflogWalker,
 };
+use imp2_format::ip::ip_protocol;
 use imp2_format::record::PROTO_UNKNOWN;
 use libfuzzer_sys::fuzz_target;
 
@@ -18,9 +19,9 @@ fuzz_target!(|data: &[u8]| {
         let r = s.as_ptr_range();
         s.is_empty() || (range.start <= r.start && r.end <= range.end)
     };
-    for item in Walker::new(data).flatten() {
+    for item in NflogWalker::new(data).flatten() {
         assert!(item.offset + item.header.len as usize <= data.len());
-        if let Message::Packet(p) = item.message {
+        if let NflogMessage::Packet(p) = item.message {
             for s in [p.prefix, p.payload, p.hwaddr, p.hwheader]
                 .into_iter()
                 .flatten()
@@ -37,10 +38,10 @@ fuzz_target!(|data: &[u8]| {
             }
             let mut again = Vec::new();
             p.emit(&mut again);
-            let reparsed: Vec<_> = Walker::new(&again).collect();
+            let reparsed: Vec<_> = NflogWalker::new(&again).collect();
             assert_eq!(reparsed.len(), 1);
             match reparsed[0] {
-                Ok(ref i) => assert_eq!(i.message, Message::Packet(p)),
+                Ok(ref i) => assert_eq!(i.message, NflogMessage::Packet(p)),
                 Err(e) => panic!("re-encoded message does not parse: {e}"),
             }
         }
@@ -50,13 +51,13 @@ fuzz_target!(|data: &[u8]| {
     // walk, and every packet exactly like the stateless parse.
     let split = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
     let (first, second) = data.split_at(split);
-    let mut warm = Walker::new(first);
+    let mut warm = NflogWalker::new(first);
     for _ in &mut warm {}
-    let warm_items: Vec<_> = Walker::with_parser(second, warm.parser()).collect();
-    let cold_items: Vec<_> = Walker::new(second).collect();
+    let warm_items: Vec<_> = NflogWalker::with_parser(second, warm.parser()).collect();
+    let cold_items: Vec<_> = NflogWalker::new(second).collect();
     assert_eq!(warm_items, cold_items);
     for item in cold_items.iter().flatten() {
-        if let Message::Packet(p) = item.message {
+        if let NflogMessage::Packet(p) = item.message {
             let start = item.offset + 16;
             let end = item.offset + item.header.len as usize;
             assert_eq!(PacketMessage::parse(&second[start..end], start), Ok(p));
@@ -64,11 +65,11 @@ fuzz_target!(|data: &[u8]| {
     }
     // The fast path changes nothing: `next_packet` first, `next` when it
     // declines, gives the packets (and everything else) of `next` alone.
-    let plain: Vec<_> = Walker::new(data)
+    let plain: Vec<_> = NflogWalker::new(data)
         .map(|item| item.map(|i| (i.offset, logged(i.message))))
         .collect();
     let mut fast = Vec::new();
-    let mut walker = Walker::new(data);
+    let mut walker = NflogWalker::new(data);
     loop {
         let at = walker.offset();
         if let Some(p) = walker.next_packet() {
@@ -88,9 +89,9 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// A packet message as a recorder keeps it; other messages as they are.
-fn logged(m: Message<'_>) -> Result<LoggedPacket<'_>, Message<'_>> {
+fn logged(m: NflogMessage<'_>) -> Result<LoggedPacket<'_>, NflogMessage<'_>> {
     match m {
-        Message::Packet(p) => Ok(p.logged()),
+        NflogMessage::Packet(p) => Ok(p.logged()),
         other => Err(other),
     }
 }

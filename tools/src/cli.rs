@@ -157,6 +157,18 @@ pub fn count_at_least_one<T: TryFrom<u64>>(s: &str) -> Result<T, String> {
         .ok_or_else(|| "is too large".to_string())
 }
 
+/// Lets a closed stdout (`imp2-info --json | head -1`) end the process
+/// quietly by SIGPIPE, as it ends `cat` or `tcpdump`, instead of the Rust
+/// runtime's default of ignoring SIGPIPE, which turns every later `print!`
+/// into a panic. For tools whose output to stdout is text.
+pub fn default_sigpipe() {
+    // SAFETY: restores the default disposition of one signal at start-up,
+    // before any thread is spawned; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,17 +244,5 @@ mod tests {
         assert!(!wants_json(&argv(&["t", "-o", "x"])));
         assert!(!wants_json(&argv(&["--json"])));
         assert!(!wants_json(&argv(&["t", "--", "--json"])));
-    }
-}
-
-/// Lets a closed stdout (`imp2-info --json | head -1`) end the process
-/// quietly by SIGPIPE, as it ends `cat` or `tcpdump`, instead of the Rust
-/// runtime's default of ignoring SIGPIPE, which turns every later `print!`
-/// into a panic. For tools whose output to stdout is text.
-pub fn default_sigpipe() {
-    // SAFETY: restores the default disposition of one signal at start-up,
-    // before any thread is spawned; no handler runs Rust code.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -712,7 +712,7 @@ fn footer_absent_or_lost() {
 /// UDP (it counted as protocol `44`, the fragment header, before).
 #[test]
 fn fragmented_ipv6_udp_from_nflog_counts_as_udp() {
-    use imp2_format::nflog::{Message, PacketMessage, Walker, consts};
+    use imp2_format::nflog::{NflogMessage, NflogWalker, PacketMessage, consts};
     // IPv6 fd00:199::1 -> fd00:199::2, next header 44 (Fragment).
     let mut first = vec![0x60, 0, 0, 0, 0x05, 0xa8, 44, 64];
     first.extend_from_slice(&[0xfd, 0x00, 0x01, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
@@ -743,8 +743,8 @@ fn fragmented_ipv6_udp_from_nflog_counts_as_udp() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("frag.log");
     let mut w = LogWriter::create(&path, &header()).unwrap();
-    for item in Walker::new(&datagram) {
-        let Message::Packet(p) = item.unwrap().message else {
+    for item in NflogWalker::new(&datagram) {
+        let NflogMessage::Packet(p) = item.unwrap().message else {
             panic!("a packet message expected");
         };
         w.append(&p.logged().record.unwrap()).unwrap();

@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use imp2_format::ip::ip_family;
 use imp2_format::wire::{
-    BatchTrailer, BatchWalker, Config, FramingError, MalformedReason, Message, NlHeader, abi,
-    register_message, unregister_message,
+    BatchMessage, BatchTrailer, BatchWalker, Config, FramingError, MalformedBatchReason, NlHeader,
+    abi, register_message, unregister_message,
 };
 use imp2_format::{Family, Hook, RecordDigest};
 use netlink_sys::{Socket, SocketAddr};
@@ -197,13 +198,13 @@ impl Tally {
         for item in BatchWalker::new(datagram) {
             match item {
                 Ok(item) => match item.message {
-                    Message::Record(r) => {
+                    BatchMessage::Record(r) => {
                         assert!(r.data.len() as u64 <= u64::from(r.orig_len));
                         assert_eq!(item.header.flags, abi::NLM_F_MULTI);
-                        let version = r.data.first().map(|b| b >> 4);
                         match r.family {
-                            Family::IPV4 => assert_eq!(version, Some(4)),
-                            Family::IPV6 => assert_eq!(version, Some(6)),
+                            Family::IPV4 | Family::IPV6 => {
+                                assert_eq!(ip_family(r.data), Some(r.family))
+                            }
                             f => panic!("family {f}"),
                         }
                         assert!(r.hook == Hook::PRE_ROUTING || r.hook == Hook::LOCAL_OUT);
@@ -214,33 +215,33 @@ impl Tally {
                         records += 1;
                         digest.add(&r);
                     }
-                    Message::Done(t) => {
+                    BatchMessage::Done(t) => {
                         assert!(trailer.is_none(), "two trailers in one datagram");
                         trailer = Some(t);
                     }
-                    Message::Error { errno, .. } => {
+                    BatchMessage::Error { errno, .. } => {
                         assert_eq!(errno, -libc::EIO);
                         items.push("error");
                     }
-                    Message::Unknown { msg_type, .. } => {
+                    BatchMessage::Unknown { msg_type, .. } => {
                         assert_eq!(msg_type, 0x7ff0);
                         items.push("unknown_type");
                     }
-                    Message::Overrun | Message::Noop => items.push("other"),
+                    BatchMessage::Overrun | BatchMessage::Noop => items.push("other"),
                 },
                 Err(m) => items.push(match m.reason {
-                    MalformedReason::Framing(FramingError::TrailingBytes { remaining }) => {
+                    MalformedBatchReason::Framing(FramingError::TrailingBytes { remaining }) => {
                         assert_eq!(remaining, 3);
                         "trailing_bytes"
                     }
-                    MalformedReason::Framing(FramingError::LengthBelowHeader { .. }) => {
+                    MalformedBatchReason::Framing(FramingError::LengthBelowHeader { .. }) => {
                         "length_below_header"
                     }
-                    MalformedReason::Framing(FramingError::LengthPastEnd { .. }) => {
+                    MalformedBatchReason::Framing(FramingError::LengthPastEnd { .. }) => {
                         "length_past_end"
                     }
-                    MalformedReason::ShortRecord { .. } => "short_record",
-                    MalformedReason::ShortTrailer { payload } => {
+                    MalformedBatchReason::ShortRecord { .. } => "short_record",
+                    MalformedBatchReason::ShortTrailer { payload } => {
                         assert_eq!(payload, 4);
                         "short_trailer"
                     }
@@ -441,7 +442,7 @@ impl RecorderSocket {
 fn classify(datagram: &[u8]) -> Got {
     let mut walker = BatchWalker::new(datagram);
     if let Some(Ok(item)) = walker.next() {
-        if let Message::Error {
+        if let BatchMessage::Error {
             errno,
             request: Some(request),
         } = item.message
@@ -788,7 +789,7 @@ fn unknown_requests_are_answered_like_netlink_rcv_skb() {
         Got::Datagram(n) => {
             let item = BatchWalker::new(&rx.buf[..n]).next().unwrap().unwrap();
             assert!(
-                matches!(item.message, Message::Error { errno, .. } if errno == -libc::EOPNOTSUPP)
+                matches!(item.message, BatchMessage::Error { errno, .. } if errno == -libc::EOPNOTSUPP)
             );
         }
         _ => panic!("no answer to an unknown request"),

@@ -14,7 +14,9 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use imp2_format::wire::{BatchWalker, Config, Message, abi, register_message, unregister_message};
+use imp2_format::wire::{
+    BatchMessage, BatchWalker, Config, abi, register_message, unregister_message,
+};
 
 struct Args {
     unit: i32,
@@ -201,11 +203,11 @@ struct Walked {
 fn walk(buf: &[u8], w: &mut Walked) {
     for item in BatchWalker::new(buf).flatten() {
         match item.message {
-            Message::Record(r) => {
+            BatchMessage::Record(r) => {
                 w.records += 1;
                 w.bytes += r.data.len() as u64;
             }
-            Message::Done(t) => w.dropped += t.dropped_sum(),
+            BatchMessage::Done(t) => w.dropped += t.dropped_sum(),
             _ => {}
         }
     }

@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 use pcap_file::DataLink;
 
+use crate::ip::ip_family;
 use crate::record::{Family, PacketRecord};
 
 /// `LINKTYPE_RAW`: raw IPv4 or IPv6, no link-layer header.
@@ -158,9 +159,9 @@ fn ethertype(record: &PacketRecord<'_>) -> u16 {
     match record.family {
         Family::IPV4 => ETHERTYPE_IPV4,
         Family::IPV6 => ETHERTYPE_IPV6,
-        _ => match record.data.first().map(|b| b >> 4) {
-            Some(4) => ETHERTYPE_IPV4,
-            Some(6) => ETHERTYPE_IPV6,
+        _ => match ip_family(record.data) {
+            Some(Family::IPV4) => ETHERTYPE_IPV4,
+            Some(Family::IPV6) => ETHERTYPE_IPV6,
             _ => 0,
         },
     }

@@ -1,12 +1,14 @@
 //! The imp2 netlink wire ABI: typed views over the bytes of
-//! `kmod/imp2_uapi.h`, a validating walker over received batches, and an
-//! emitter that builds batches byte for byte like the module.
+//! `kmod/imp2_uapi.h`, the netlink framing every walker shares
+//! ([`Frames`]), a validating walker over received batches, and an emitter
+//! that builds batches byte for byte like the module.
 //!
 //! Nothing here does I/O. Netlink is host-endian, so every integer is read
 //! and written in native byte order.
 
 pub mod abi;
 mod emit;
+mod frame;
 pub mod register;
 mod walker;
 
@@ -14,8 +16,9 @@ pub use emit::{
     BatchBuilder, BatchFull, TRAILER_MESSAGE_LEN, ack_message, register_filtered_message,
     register_message, unregister_message,
 };
+pub use frame::{Frame, FrameError, Frames, FramingError, NlError};
 pub use register::{Register, RegisterFilter};
-pub use walker::{BatchWalker, Malformed, MalformedReason, Message, WalkItem};
+pub use walker::{BatchItem, BatchMessage, BatchWalker, MalformedBatch, MalformedBatchReason};
 
 use abi::Field;
 
@@ -76,29 +79,6 @@ impl NlHeader {
         })
     }
 
-    /// NLMSG_OK for the message at the start of `rest` (not empty): its
-    /// header and its length, which fits `rest`. Every netlink walker
-    /// (imp2 batches, NFLOG) frames its messages here.
-    #[inline(always)]
-    pub fn frame(rest: &[u8]) -> Result<(NlHeader, usize), FramingError> {
-        let Some(header) = NlHeader::parse(rest) else {
-            return Err(FramingError::TrailingBytes {
-                remaining: rest.len(),
-            });
-        };
-        let len = header.len as usize;
-        if len < abi::NLMSG_HDRLEN {
-            return Err(FramingError::LengthBelowHeader { len: header.len });
-        }
-        if len > rest.len() {
-            return Err(FramingError::LengthPastEnd {
-                len: header.len,
-                available: rest.len(),
-            });
-        }
-        Ok((header, len))
-    }
-
     /// Writes the header into the first 16 bytes of `buf`.
     pub fn write(&self, buf: &mut [u8]) {
         put(buf, 0, abi::nlmsghdr::LEN, &self.len.to_ne_bytes());
@@ -106,48 +86,6 @@ impl NlHeader {
         put(buf, 0, abi::nlmsghdr::FLAGS, &self.flags.to_ne_bytes());
         put(buf, 0, abi::nlmsghdr::SEQ, &self.seq.to_ne_bytes());
         put(buf, 0, abi::nlmsghdr::PID, &self.pid.to_ne_bytes());
-    }
-}
-
-/// Why a netlink message cannot be framed: its length cannot be trusted,
-/// so nothing after it can be found and the walk ends there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FramingError {
-    /// Fewer bytes remain than a netlink header.
-    TrailingBytes {
-        /// Bytes left over.
-        remaining: usize,
-    },
-    /// `nlmsg_len` smaller than the header.
-    LengthBelowHeader {
-        /// The claimed `nlmsg_len`.
-        len: u32,
-    },
-    /// `nlmsg_len` runs past the end of the buffer.
-    LengthPastEnd {
-        /// The claimed `nlmsg_len`.
-        len: u32,
-        /// Bytes available from the message start.
-        available: usize,
-    },
-}
-
-impl std::fmt::Display for FramingError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            FramingError::TrailingBytes { remaining } => {
-                write!(f, "{remaining} trailing bytes, less than a netlink header")
-            }
-            FramingError::LengthBelowHeader { len } => {
-                write!(f, "nlmsg_len {len} is below the header size")
-            }
-            FramingError::LengthPastEnd { len, available } => {
-                write!(
-                    f,
-                    "nlmsg_len {len} runs past the end ({available} bytes left)"
-                )
-            }
-        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Walking one received netlink buffer (one batch) message by message, with
-//! the semantics of `NLMSG_OK`/`NLMSG_NEXT` and every length checked.
+//! the semantics of `NLMSG_OK`/`NLMSG_NEXT` and every length checked
+//! ([`Frames`]), into typed imp2 messages.
 //!
 //! The bytes are untrusted: the walker never panics and never reads out of
 //! bounds. A message whose *framing* is broken (its length is below the
@@ -9,12 +10,14 @@
 //! walk goes on.
 
 use super::abi;
-use super::{BatchTrailer, FramingError, NlHeader, get_u32, get_u64};
+use super::{
+    BatchTrailer, Frame, FrameError, Frames, FramingError, NlError, NlHeader, get_u32, get_u64,
+};
 use crate::record::{Family, Hook, PacketRecord};
 
 /// A typed message from a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Message<'a> {
+pub enum BatchMessage<'a> {
     /// `IMP2_MSG_RECORD`: one captured packet.
     Record(PacketRecord<'a>),
     /// `NLMSG_DONE` with an imp2 trailer: the end of a batch.
@@ -43,7 +46,7 @@ pub enum Message<'a> {
 
 /// What is wrong with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MalformedReason {
+pub enum MalformedBatchReason {
     /// The message cannot be framed (the walk ends).
     Framing(FramingError),
     /// A RECORD payload shorter than `struct imp2_record` (skipped).
@@ -70,37 +73,37 @@ pub enum MalformedReason {
     },
 }
 
-impl MalformedReason {
+impl MalformedBatchReason {
     /// Whether the walk can go on after this (the message's length was
     /// valid, only its content was not).
     pub fn is_recoverable(&self) -> bool {
-        !matches!(self, MalformedReason::Framing(_))
+        !matches!(self, MalformedBatchReason::Framing(_))
     }
 }
 
-impl std::fmt::Display for MalformedReason {
+impl std::fmt::Display for MalformedBatchReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
-            MalformedReason::Framing(e) => e.fmt(f),
-            MalformedReason::ShortRecord { payload } => {
+            MalformedBatchReason::Framing(e) => e.fmt(f),
+            MalformedBatchReason::ShortRecord { payload } => {
                 write!(
                     f,
                     "record payload of {payload} bytes is shorter than its header"
                 )
             }
-            MalformedReason::CapturedPastOriginal { captured, orig_len } => {
+            MalformedBatchReason::CapturedPastOriginal { captured, orig_len } => {
                 write!(
                     f,
                     "record carries {captured} bytes but claims orig_len {orig_len}"
                 )
             }
-            MalformedReason::ShortTrailer { payload } => {
+            MalformedBatchReason::ShortTrailer { payload } => {
                 write!(
                     f,
                     "NLMSG_DONE payload of {payload} bytes is shorter than the trailer"
                 )
             }
-            MalformedReason::ShortError { payload } => {
+            MalformedBatchReason::ShortError { payload } => {
                 write!(
                     f,
                     "NLMSG_ERROR payload of {payload} bytes is shorter than an errno"
@@ -112,14 +115,14 @@ impl std::fmt::Display for MalformedReason {
 
 /// A malformed message and where it starts in the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Malformed {
+pub struct MalformedBatch {
     /// Byte offset of the message in the walked buffer.
     pub offset: usize,
     /// What is wrong.
-    pub reason: MalformedReason,
+    pub reason: MalformedBatchReason,
 }
 
-impl std::fmt::Display for Malformed {
+impl std::fmt::Display for MalformedBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -129,17 +132,26 @@ impl std::fmt::Display for Malformed {
     }
 }
 
-impl std::error::Error for Malformed {}
+impl std::error::Error for MalformedBatch {}
+
+impl From<FrameError> for MalformedBatch {
+    fn from(e: FrameError) -> MalformedBatch {
+        MalformedBatch {
+            offset: e.offset,
+            reason: MalformedBatchReason::Framing(e.error),
+        }
+    }
+}
 
 /// One message with its position in the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WalkItem<'a> {
+pub struct BatchItem<'a> {
     /// Byte offset of the message's header in the buffer.
     pub offset: usize,
     /// Its netlink header.
     pub header: NlHeader,
     /// Its typed content.
-    pub message: Message<'a>,
+    pub message: BatchMessage<'a>,
 }
 
 /// Iterator over the messages of one received buffer.
@@ -148,33 +160,25 @@ pub struct WalkItem<'a> {
 /// after a framing error it yields nothing more.
 #[derive(Clone, Debug)]
 pub struct BatchWalker<'a> {
-    buf: &'a [u8],
-    pos: usize,
+    frames: Frames<'a>,
 }
 
 impl<'a> BatchWalker<'a> {
     /// Walks `buf`, which holds what one `recv` returned.
     pub fn new(buf: &'a [u8]) -> BatchWalker<'a> {
-        BatchWalker { buf, pos: 0 }
+        BatchWalker {
+            frames: Frames::new(buf),
+        }
     }
 
     /// Offset of the next message (the buffer length once done).
     pub fn position(&self) -> usize {
-        self.pos
-    }
-
-    fn stop(
-        &mut self,
-        offset: usize,
-        reason: MalformedReason,
-    ) -> Option<Result<WalkItem<'a>, Malformed>> {
-        self.pos = self.buf.len();
-        Some(Err(Malformed { offset, reason }))
+        self.frames.position()
     }
 }
 
 impl<'a> Iterator for BatchWalker<'a> {
-    type Item = Result<WalkItem<'a>, Malformed>;
+    type Item = Result<BatchItem<'a>, MalformedBatch>;
 
     /// Record messages take [`BatchWalker::next_record`]'s fast path
     /// (inlined: a caller that uses neither the header nor the offset does
@@ -182,12 +186,12 @@ impl<'a> Iterator for BatchWalker<'a> {
     /// `BatchWalker::next_slow`.
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let offset = self.pos;
+        let offset = self.frames.position();
         match self.next_record_with_header() {
-            Some((header, record)) => Some(Ok(WalkItem {
+            Some((header, record)) => Some(Ok(BatchItem {
                 offset,
                 header,
-                message: Message::Record(record),
+                message: BatchMessage::Record(record),
             })),
             None => self.next_slow(),
         }
@@ -217,7 +221,7 @@ impl<'a> BatchWalker<'a> {
     ///
     /// It yields exactly what `next` yields for the same message, but in
     /// a few instructions: the record is returned in registers rather
-    /// than as a [`WalkItem`] built in memory, and no header field besides
+    /// than as a [`BatchItem`] built in memory, and no header field besides
     /// the length and type is read.
     #[inline]
     pub fn next_record(&mut self) -> Option<PacketRecord<'a>> {
@@ -228,8 +232,7 @@ impl<'a> BatchWalker<'a> {
     #[inline(always)]
     fn next_record_with_header(&mut self) -> Option<(NlHeader, PacketRecord<'a>)> {
         const HEAD: usize = abi::NLMSG_HDRLEN + abi::record::SIZE;
-        let offset = self.pos;
-        let (head, tail) = self.buf.get(offset..)?.split_first_chunk::<HEAD>()?;
+        let (head, tail) = self.frames.rest().split_first_chunk::<HEAD>()?;
         let len = ne_u32(head, abi::nlmsghdr::LEN.offset);
         let msg_type = ne_u16(head, abi::nlmsghdr::TYPE.offset);
         let orig_len = ne_u32(head, REC + abi::record::ORIG_LEN.offset);
@@ -242,9 +245,8 @@ impl<'a> BatchWalker<'a> {
         if msg_type != abi::MSG_RECORD || data_len > orig_len as usize {
             return None;
         }
-        // NLMSG_NEXT as in `next_slow`: `len` fits the buffer, so only the
-        // alignment pad can run past its end.
-        self.pos = (offset + abi::nlmsg_align(len as usize)).min(self.buf.len());
+        // NLMSG_NEXT as in `next_slow`: `len` fits the buffer.
+        self.frames.advance(len as usize);
         let header = NlHeader {
             len,
             msg_type,
@@ -268,42 +270,35 @@ impl<'a> BatchWalker<'a> {
     /// documented order.
     #[cold]
     #[inline(never)]
-    fn next_slow(&mut self) -> Option<Result<WalkItem<'a>, Malformed>> {
-        let offset = self.pos;
-        let rest = self.buf.get(offset..)?;
-        if rest.is_empty() {
-            return None;
-        }
-        let (header, len) = match NlHeader::frame(rest) {
-            Ok(framed) => framed,
-            Err(e) => return self.stop(offset, MalformedReason::Framing(e)),
+    fn next_slow(&mut self) -> Option<Result<BatchItem<'a>, MalformedBatch>> {
+        let Frame {
+            offset,
+            header,
+            payload,
+        } = match self.frames.next()? {
+            Ok(frame) => frame,
+            Err(e) => return Some(Err(e.into())),
         };
-        // NLMSG_NEXT: the next message starts at the aligned length; a
-        // missing pad after the last message simply ends the walk.
-        self.pos = offset
-            .saturating_add(abi::nlmsg_align(len))
-            .min(self.buf.len());
-        let payload = &rest[abi::NLMSG_HDRLEN..len];
         let message = match header.msg_type {
             abi::MSG_RECORD => parse_record(payload),
-            abi::NLMSG_DONE => BatchTrailer::parse(payload).map(Message::Done).ok_or(
-                MalformedReason::ShortTrailer {
+            abi::NLMSG_DONE => BatchTrailer::parse(payload).map(BatchMessage::Done).ok_or(
+                MalformedBatchReason::ShortTrailer {
                     payload: payload.len(),
                 },
             ),
             abi::NLMSG_ERROR => parse_error(payload),
-            abi::NLMSG_OVERRUN => Ok(Message::Overrun),
-            abi::NLMSG_NOOP => Ok(Message::Noop),
-            msg_type => Ok(Message::Unknown { msg_type, payload }),
+            abi::NLMSG_OVERRUN => Ok(BatchMessage::Overrun),
+            abi::NLMSG_NOOP => Ok(BatchMessage::Noop),
+            msg_type => Ok(BatchMessage::Unknown { msg_type, payload }),
         };
         Some(
             message
-                .map(|message| WalkItem {
+                .map(|message| BatchItem {
                     offset,
                     header,
                     message,
                 })
-                .map_err(|reason| Malformed { offset, reason }),
+                .map_err(|reason| MalformedBatch { offset, reason }),
         )
     }
 }
@@ -334,22 +329,22 @@ fn ne_u64<const N: usize>(b: &[u8; N], at: usize) -> u64 {
 
 impl std::iter::FusedIterator for BatchWalker<'_> {}
 
-fn parse_record(payload: &[u8]) -> Result<Message<'_>, MalformedReason> {
+fn parse_record(payload: &[u8]) -> Result<BatchMessage<'_>, MalformedBatchReason> {
     use abi::record as r;
     if payload.len() < r::SIZE {
-        return Err(MalformedReason::ShortRecord {
+        return Err(MalformedBatchReason::ShortRecord {
             payload: payload.len(),
         });
     }
     let data = &payload[r::SIZE..];
     let orig_len = get_u32(payload, 0, r::ORIG_LEN);
     if data.len() as u64 > u64::from(orig_len) {
-        return Err(MalformedReason::CapturedPastOriginal {
+        return Err(MalformedBatchReason::CapturedPastOriginal {
             captured: data.len(),
             orig_len,
         });
     }
-    Ok(Message::Record(PacketRecord {
+    Ok(BatchMessage::Record(PacketRecord {
         tstamp_ns: get_u64(payload, 0, r::TSTAMP_NS),
         ifindex: get_u32(payload, 0, r::IFINDEX),
         orig_len,
@@ -360,15 +355,10 @@ fn parse_record(payload: &[u8]) -> Result<Message<'_>, MalformedReason> {
     }))
 }
 
-fn parse_error(payload: &[u8]) -> Result<Message<'_>, MalformedReason> {
-    if payload.len() < 4 {
-        return Err(MalformedReason::ShortError {
+fn parse_error(payload: &[u8]) -> Result<BatchMessage<'_>, MalformedBatchReason> {
+    let NlError { errno, request } =
+        NlError::parse(payload).ok_or(MalformedBatchReason::ShortError {
             payload: payload.len(),
-        });
-    }
-    let errno = i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]);
-    Ok(Message::Error {
-        errno,
-        request: NlHeader::parse(&payload[4..]),
-    })
+        })?;
+    Ok(BatchMessage::Error { errno, request })
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use imp2_format::log::Losses;
 use imp2_format::wire::{
-    BatchTrailer, BatchWalker, Config, Malformed, Message, NlHeader, Register, TRAILER_MESSAGE_LEN,
-    abi,
+    BatchMessage, BatchTrailer, BatchWalker, Config, FrameError, Frames, FramingError,
+    MalformedBatch, NlHeader, Register, TRAILER_MESSAGE_LEN, abi,
 };
 
 use crate::log_sink::LogSink;
@@ -41,7 +41,7 @@ struct BatchDecoder {
     accounting: TrailerAccounting,
     unregister_seq: Option<u32>,
     unregister_acked: bool,
-    last_malformed: Option<Malformed>,
+    last_malformed: Option<MalformedBatch>,
 }
 
 impl Imp2Source {
@@ -212,26 +212,28 @@ impl BatchDecoder {
                 }
             };
             match item.message {
-                Message::Record(record) => {
+                BatchMessage::Record(record) => {
                     records += 1;
                     sink.append(&record);
                 }
-                Message::Done(t) => {
+                BatchMessage::Done(t) => {
                     if let TrailerVerdict::InOrder(l) = self.accounting.on_trailer(&t) {
                         losses.add(&l);
                     }
                     has_trailer = true;
                     last_trailer_at = Some(item.offset);
                 }
-                Message::Error {
+                BatchMessage::Error {
                     request: Some(req), ..
                 } if Some(req.seq) == self.unregister_seq => {
                     self.unregister_acked = true;
                 }
-                Message::Noop => {}
+                BatchMessage::Noop => {}
                 // Overruns, stray errors, unknown types: not what a
                 // producer of batches sends.
-                Message::Error { .. } | Message::Overrun | Message::Unknown { .. } => {
+                BatchMessage::Error { .. }
+                | BatchMessage::Overrun
+                | BatchMessage::Unknown { .. } => {
                     malformed = true;
                 }
             }
@@ -270,17 +272,21 @@ fn tail_trailer(buf: &[u8]) -> Option<(usize, BatchTrailer)> {
 /// The trailer ending `buf`, found by hopping over message headers only
 /// (a few loads per message; the records themselves are not parsed).
 fn last_trailer(buf: &[u8]) -> Option<BatchTrailer> {
-    let mut pos = 0usize;
     let mut last = None;
-    while let Some(h) = buf.get(pos..).and_then(NlHeader::parse) {
-        let len = h.len as usize;
-        if len < abi::NLMSG_HDRLEN || len > buf.len() - pos {
-            return None;
+    for frame in Frames::new(buf) {
+        match frame {
+            Ok(frame) if frame.header.msg_type == abi::NLMSG_DONE => {
+                last = BatchTrailer::parse(frame.payload);
+            }
+            Ok(_) => {}
+            // Too few bytes for a header after the last message: the hop
+            // ends there.
+            Err(FrameError {
+                error: FramingError::TrailingBytes { .. },
+                ..
+            }) => break,
+            Err(_) => return None,
         }
-        if h.msg_type == abi::NLMSG_DONE {
-            last = BatchTrailer::parse(&buf[pos + abi::NLMSG_HDRLEN..pos + len]);
-        }
-        pos += abi::nlmsg_align(len);
     }
     last
 }
@@ -344,7 +350,7 @@ mod tests {
             assert_eq!(Some(t), last_trailer(&buf));
             let done = BatchWalker::new(&buf)
                 .map(Result::unwrap)
-                .find(|i| matches!(i.message, Message::Done(_)))
+                .find(|i| matches!(i.message, BatchMessage::Done(_)))
                 .unwrap();
             assert_eq!(at, done.offset);
         }

@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use imp2_format::nflog::{ConfigRequest, Message, Walker, consts};
+use imp2_format::nflog::{ConfigRequest, NflogMessage, NflogWalker, consts};
 use netlink_sys::{Socket, SocketAddr};
 
 use crate::log_sink::LogSink;
@@ -136,9 +136,9 @@ impl NflogSource {
             let datagram = &buf[..len.min(buf.len())];
             let mut ack = None;
             let mut others = false;
-            for item in Walker::new(datagram).flatten() {
+            for item in NflogWalker::new(datagram).flatten() {
                 match item.message {
-                    Message::Error { errno, request }
+                    NflogMessage::Error { errno, request }
                         if request.map_or(item.header.seq, |r| r.seq) == seq =>
                     {
                         ack = Some(errno);

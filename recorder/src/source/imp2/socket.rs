@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use imp2_format::wire::{
-    BatchWalker, Message, NlHeader, Register, abi, register_filtered_message, unregister_message,
+    Frames, NlError, NlHeader, Register, abi, register_filtered_message, unregister_message,
 };
 use netlink_sys::{Socket, SocketAddr};
 
@@ -169,17 +169,18 @@ impl ImpSocket {
 
 /// The errno of an ACK answering request `seq` in `datagram`, if any.
 fn find_ack(datagram: &[u8], seq: u32) -> Option<i32> {
-    BatchWalker::new(datagram)
+    Frames::new(datagram)
         .flatten()
-        .find_map(|item| match item.message {
-            Message::Error {
+        .filter(|frame| frame.header.msg_type == abi::NLMSG_ERROR)
+        .find_map(|frame| match NlError::parse(frame.payload)? {
+            NlError {
                 errno,
                 request: Some(NlHeader { seq: s, .. }),
             } if s == seq => Some(errno),
-            Message::Error {
+            NlError {
                 errno,
                 request: None,
-            } if item.header.seq == seq => Some(errno),
+            } if frame.header.seq == seq => Some(errno),
             _ => None,
         })
 }

@@ -3,7 +3,7 @@
 
 use imp2_format::filter::Program;
 use imp2_format::log::Losses;
-use imp2_format::nflog::{LoggedPacket, Malformed, Message, PacketParser, Walker};
+use imp2_format::nflog::{LoggedPacket, MalformedNflog, NflogMessage, NflogWalker, PacketParser};
 use imp2_format::wire::abi::{FAMILY_F_IPV4, FAMILY_F_IPV6};
 use imp2_format::{Family, PacketRecord};
 
@@ -42,7 +42,7 @@ pub(super) struct NflogDecoder {
     pub(super) other_messages: u64,
     pub(super) unbind_seq: Option<u32>,
     pub(super) unbind_errno: Option<i32>,
-    pub(super) last_malformed: Option<Malformed>,
+    pub(super) last_malformed: Option<MalformedNflog>,
     /// Message layouts learnt so far (the fast path of the parse).
     parser: PacketParser,
 }
@@ -163,7 +163,7 @@ impl NflogDecoder {
         // a packet lacks the kernel's timestamp.
         let mut received_ns = None;
         // The parser keeps the layouts it learnt across datagrams.
-        let mut walker = Walker::with_parser(buf, self.parser);
+        let mut walker = NflogWalker::with_parser(buf, self.parser);
         loop {
             // Packets of the usual shape take the fast path; everything
             // else (new shapes, DONE, ACKs, errors) comes through `next`.
@@ -189,10 +189,10 @@ impl NflogDecoder {
                 }
             };
             match item.message {
-                Message::Packet(p) if p.group == self.group => {
+                NflogMessage::Packet(p) if p.group == self.group => {
                     self.on_packet(p.logged(), &mut losses, &mut received_ns, sink);
                 }
-                Message::Error { errno, request } => {
+                NflogMessage::Error { errno, request } => {
                     // The kernel includes the request's header; its seq is
                     // also in the ACK's own header.
                     let seq = request.map_or(item.header.seq, |r| r.seq);
@@ -202,8 +202,8 @@ impl NflogDecoder {
                         self.other_messages += 1;
                     }
                 }
-                Message::Done | Message::Noop => {}
-                Message::Packet(_) | Message::Overrun | Message::Other { .. } => {
+                NflogMessage::Done | NflogMessage::Noop => {}
+                NflogMessage::Packet(_) | NflogMessage::Overrun | NflogMessage::Other { .. } => {
                     self.other_messages += 1;
                 }
             }

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use imp2_format::wire::abi;
-use imp2_format::wire::{BatchWalker, Config, Message, NlHeader, ack_message};
+use imp2_format::wire::{BatchMessage, BatchWalker, Config, NlHeader, ack_message};
 use netlink_sys::{Socket, SocketAddr};
 
 /// Where batches go: a recorder's socket or nowhere (`--dry-run`).
@@ -255,7 +255,7 @@ impl Link {
                 continue;
             }
             let payload = match item.message {
-                Message::Unknown { payload, .. } => payload,
+                BatchMessage::Unknown { payload, .. } => payload,
                 _ => &[][..],
             };
             let errno = match h.msg_type {
