@@ -629,7 +629,9 @@ fn bad_configs_get_the_module_errno_then_a_good_one_is_accepted() {
     assert_eq!(rx.register(&bad(&|c| c.abi_version = 99)), -libc::EPROTO);
     assert_eq!(rx.register(&bad(&|c| c.snaplen = 0)), -libc::EINVAL);
     assert_eq!(rx.register(&bad(&|c| c.hooks = 1 << 7)), -libc::EINVAL);
+    // The filter flag without its extension, and an unknown flag.
     assert_eq!(rx.register(&bad(&|c| c.flags = 1)), -libc::EINVAL);
+    assert_eq!(rx.register(&bad(&|c| c.flags = 1 << 3)), -libc::EINVAL);
     // A payload shorter than struct imp2_config.
     let mut short = register_message(&Config::default(), 77, rx.port);
     short.truncate(abi::NLMSG_HDRLEN + 8);

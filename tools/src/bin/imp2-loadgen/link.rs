@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use imp2_format::wire::abi;
-use imp2_format::wire::{BatchMessage, BatchWalker, Config, NlHeader, ack_message};
+use imp2_format::wire::{BatchMessage, BatchWalker, Config, NlHeader, Register, ack_message};
 use netlink_sys::{Socket, SocketAddr};
 
 /// Where batches go: a recorder's socket or nowhere (`--dry-run`).
@@ -264,10 +264,18 @@ impl Link {
                         self.stats.busy += 1;
                         -libc::EBUSY
                     } else {
-                        match Config::parse(payload) {
-                            Ok(config) => {
-                                self.recorder = Some((sender, config));
+                        // Checked as the module checks it, filter extension
+                        // included; but this stand-in does not run capture
+                        // filters (the VM test covers the module's), so it
+                        // refuses one rather than pretend to apply it.
+                        match Register::parse(payload) {
+                            Ok(r) if r.filter.is_none() => {
+                                self.recorder = Some((sender, r.config));
                                 0
+                            }
+                            Ok(_) => {
+                                self.stats.refused += 1;
+                                -libc::EOPNOTSUPP
                             }
                             Err(e) => {
                                 self.stats.refused += 1;
