@@ -681,7 +681,6 @@ mod tests {
 
     fn sink(dir: &tempfile::TempDir) -> Sink {
         let header = LogHeader {
-            version: (1, 2),
             tsresol_digits: 6,
             ..Default::default()
         };

@@ -150,7 +150,6 @@ pub fn run(
     let (hostname, kernel_release) = uname();
     let interfaces = interfaces::all();
     let header = LogHeader {
-        version: (1, 2),
         created_ns: now_ns(),
         snaplen: source.snaplen(),
         source: source.description(),

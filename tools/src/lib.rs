@@ -349,9 +349,9 @@ fn protocol_key(protocol: u8) -> String {
     }
 }
 
-fn header_summary(h: &LogHeader) -> HeaderSummary {
+fn header_summary(h: &LogHeader, (major, minor): (u16, u16)) -> HeaderSummary {
     HeaderSummary {
-        version: format!("{}.{}", h.version.0, h.version.1),
+        version: format!("{major}.{minor}"),
         source: h.source.clone(),
         hostname: h.hostname.clone(),
         kernel_release: h.kernel_release.clone(),
@@ -488,7 +488,7 @@ impl Summary {
             losses.records().saturating_add(lost_to_damage.unwrap_or(0)),
         );
         Summary {
-            header: header_summary(header),
+            header: header_summary(header, reader.version()),
             records,
             first_ns: first,
             last_ns: last,
@@ -517,7 +517,7 @@ impl Summary {
                 .and_then(|f| f.stop)
                 .map(|stop| StopSummary::of(&stop)),
             losses_raw: losses,
-            before_stop_reasons: header.version < (1, 2),
+            before_stop_reasons: reader.version() < (1, 2),
         }
     }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::Mmap;
 
-use super::encode::{self, HeaderError, HeaderInfo};
+use super::layout::{self, HeaderError, HeaderInfo};
 use super::{Footer, Interface, LogHeader, Losses};
 use crate::record::PacketRecord;
 
@@ -64,7 +64,7 @@ impl fmt::Display for ReadErrorKind {
             ReadErrorKind::UnsupportedVersion { major, minor } => write!(
                 f,
                 "written by format version {major}.{minor}, this reader supports {}.x",
-                encode::VERSION_MAJOR
+                layout::VERSION_MAJOR
             ),
             ReadErrorKind::BadHeader(why) => write!(f, "damaged header: {why}"),
             ReadErrorKind::TornTail {
@@ -254,13 +254,15 @@ impl LogReader {
     fn new(bytes: Bytes, path: Option<PathBuf>) -> Result<LogReader, ReadError> {
         let buf = bytes.as_slice();
         let (committed, state) = load_mutable_fields(buf);
-        let (header, info) = encode::decode_header(buf, committed, state).map_err(|e| {
+        let (header, info) = layout::decode_header(buf, committed, state).map_err(|e| {
             let (offset, kind) = match e {
                 HeaderError::NotALog => (0, ReadErrorKind::NotALog),
                 HeaderError::Version(major, minor) => {
                     (8, ReadErrorKind::UnsupportedVersion { major, minor })
                 }
-                HeaderError::Bad(why, off) => (off, ReadErrorKind::BadHeader(why)),
+                HeaderError::Bad { offset, problem } => {
+                    (offset, ReadErrorKind::BadHeader(problem.to_string()))
+                }
             };
             ReadError {
                 offset,
@@ -279,6 +281,13 @@ impl LogReader {
     /// The header.
     pub fn header(&self) -> &LogHeader {
         &self.header
+    }
+
+    /// Format version of the file (major, minor), as its header says: any
+    /// minor of [`LogReader`]'s major (a newer minor's additions are
+    /// skipped).
+    pub fn version(&self) -> (u16, u16) {
+        self.info.version
     }
 
     /// Bytes the header says are committed.
@@ -307,7 +316,7 @@ impl LogReader {
     /// Whether the log was closed cleanly (its state says so; the footer is
     /// then the last event, which [`LogReader::events`] verifies).
     pub fn is_closed(&self) -> bool {
-        self.info.state == encode::STATE_CLOSED
+        self.info.state == layout::STATE_CLOSED
     }
 
     /// Every event in the committed prefix, in order, verifying each frame.
@@ -383,7 +392,7 @@ impl LogReader {
     fn resync(&self, at: u64) -> u64 {
         let buf = self.bytes.as_slice();
         let end = self.readable_end();
-        let head_len = encode::FRAME_HEADER_LEN as u64;
+        let head_len = layout::FRAME_HEADER_LEN as u64;
         let claimed = (at + head_len <= end)
             .then(|| {
                 // In bounds: at + 4 <= end <= buf.len().
@@ -438,17 +447,17 @@ fn is_skippable(kind: &ReadErrorKind) -> bool {
 /// payload at least as long as its type needs, and a matching CRC. The
 /// cheap checks come first, because resynchronising tries every offset.
 fn intact_frame_at(buf: &[u8], p: u64, end: u64) -> Option<u64> {
-    let head_end = p.checked_add(encode::FRAME_HEADER_LEN as u64)?;
+    let head_end = p.checked_add(layout::FRAME_HEADER_LEN as u64)?;
     if head_end > end {
         return None;
     }
     // In bounds: head_end <= end <= buf.len().
     let head = &buf[p as usize..head_end as usize];
     let min_payload = match head[4] {
-        encode::FRAME_RECORDS => encode::RECORDS_PREFIX_LEN,
-        encode::FRAME_INTERFACE => 4,
-        encode::FRAME_LOSSES => encode::MIN_LOSSES_PAYLOAD,
-        encode::FRAME_FOOTER => encode::MIN_FOOTER_PAYLOAD,
+        layout::FRAME_RECORDS => layout::RECORDS_PREFIX_LEN,
+        layout::FRAME_INTERFACE => layout::MIN_INTERFACE_PAYLOAD,
+        layout::FRAME_LOSSES => layout::MIN_LOSSES_PAYLOAD,
+        layout::FRAME_FOOTER => layout::MIN_FOOTER_PAYLOAD,
         _ => return None,
     };
     if head[5..8] != [0, 0, 0] {
@@ -461,7 +470,7 @@ fn intact_frame_at(buf: &[u8], p: u64, end: u64) -> Option<u64> {
     }
     let stored = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     let payload = &buf[head_end as usize..frame_end as usize];
-    (encode::frame_crc(&head[..8], payload) == stored).then_some(frame_end)
+    (layout::frame_crc(&head[..8], payload) == stored).then_some(frame_end)
 }
 
 /// The reason for [`LogReader::mistaken_input`], from the first (up to 4)
@@ -507,11 +516,11 @@ fn mistaken_input_reason(prefix: &[u8]) -> Option<&'static str> {
 /// the writer's release store: a recorder may be appending right now, and
 /// the frame bytes must not be read as they were before the commit.
 fn load_mutable_fields(buf: &[u8]) -> (u64, u32) {
-    if buf.len() < encode::OFF_STATIC_LEN {
+    if buf.len() < layout::OFF_STATIC_LEN {
         return (0, 0);
     }
-    let committed_ptr = buf[encode::OFF_COMMITTED..].as_ptr();
-    let state_ptr = buf[encode::OFF_STATE..].as_ptr();
+    let committed_ptr = buf[layout::OFF_COMMITTED..].as_ptr();
+    let state_ptr = buf[layout::OFF_STATE..].as_ptr();
     if committed_ptr.align_offset(8) == 0 && state_ptr.align_offset(4) == 0 {
         // SAFETY: both pointers are in bounds (checked above), aligned
         // (checked just now) and valid for the lifetime of `buf`. The
@@ -528,9 +537,9 @@ fn load_mutable_fields(buf: &[u8]) -> (u64, u32) {
     } else {
         // An in-memory copy (unaligned Vec): nobody writes it concurrently.
         let mut c = [0u8; 8];
-        c.copy_from_slice(&buf[encode::OFF_COMMITTED..encode::OFF_COMMITTED + 8]);
+        c.copy_from_slice(&buf[layout::OFF_COMMITTED..layout::OFF_COMMITTED + 8]);
         let mut s = [0u8; 4];
-        s.copy_from_slice(&buf[encode::OFF_STATE..encode::OFF_STATE + 4]);
+        s.copy_from_slice(&buf[layout::OFF_STATE..layout::OFF_STATE + 4]);
         (u64::from_le_bytes(c), u32::from_le_bytes(s))
     }
 }
@@ -693,7 +702,7 @@ impl<'a> Events<'a> {
             // Only when the file is cut inside the header padding.
             return Err(torn());
         }
-        let head_end = at + encode::FRAME_HEADER_LEN as u64;
+        let head_end = at + layout::FRAME_HEADER_LEN as u64;
         if head_end > committed {
             return Err(bad(format!(
                 "{} bytes before the committed length {committed}, too few for a frame header",
@@ -721,7 +730,7 @@ impl<'a> Events<'a> {
         }
         let payload = &buf[head_end as usize..end as usize];
         let stored = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-        let computed = encode::frame_crc(&head[..8], payload);
+        let computed = layout::frame_crc(&head[..8], payload);
         if stored != computed {
             return Err(r.error(at, ReadErrorKind::BadChecksum { stored, computed }));
         }
@@ -732,23 +741,23 @@ impl<'a> Events<'a> {
             )));
         }
         let event = match frame_type {
-            encode::FRAME_RECORDS => {
-                encode::decode_records(payload, &mut self.records).map_err(|why| {
+            layout::FRAME_RECORDS => {
+                layout::decode_records(payload, &mut self.records).map_err(|why| {
                     self.records.clear();
-                    bad(why)
+                    bad(why.to_string())
                 })?;
                 None
             }
-            encode::FRAME_INTERFACE => Some(LogEvent::Interface(
-                encode::decode_interface(payload).map_err(bad)?,
+            layout::FRAME_INTERFACE => Some(LogEvent::Interface(
+                layout::decode_interface(payload).map_err(|e| bad(e.to_string()))?,
             )),
-            encode::FRAME_LOSSES => Some(LogEvent::Losses(
-                encode::decode_losses_payload(payload).map_err(bad)?,
+            layout::FRAME_LOSSES => Some(LogEvent::Losses(
+                layout::decode_losses_payload(payload).map_err(|e| bad(e.to_string()))?,
             )),
-            encode::FRAME_FOOTER => {
+            layout::FRAME_FOOTER => {
                 self.footer_seen = true;
                 Some(LogEvent::Footer(
-                    encode::decode_footer(payload).map_err(bad)?,
+                    layout::decode_footer(payload).map_err(|e| bad(e.to_string()))?,
                 ))
             }
             _ => None, // a later minor version's frame: verified, skipped
