@@ -251,11 +251,10 @@ impl LogWriter {
         if self.frame_start == NO_FRAME {
             return Ok(());
         }
-        // After a failed remap (mmap), the open frame is mapped again.
-        let room = self.room(self.pos);
-        let ensured = self.backend.ensure_window(&self.file, &self.path, room);
-        self.update_limit();
-        ensured?;
+        if self.backend.window().is_none() {
+            // An earlier remap failed (mmap): map the open frame again.
+            self.make_room(0, false)?;
+        }
         let base = self.backend.base();
         let at = (self.frame_start - base) as usize
             + layout::FRAME_HEADER_LEN

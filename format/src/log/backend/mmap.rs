@@ -65,7 +65,8 @@ impl Mmap {
         }
     }
 
-    /// Maps a new window when `room` needs one, and prefaults.
+    /// Maps a new window when `room` needs one (starting at the page of
+    /// `room.keep`, reaching at least `room.need_end`), and prefaults.
     pub(super) fn make_room(
         &mut self,
         span: &mut Span,
@@ -74,56 +75,42 @@ impl Mmap {
         room: Room,
     ) -> Result<(), WriteError> {
         if room.need_end > span.end {
-            self.map_window(span, file, path, room)?;
+            let page = self.page;
+            let start = room.keep / page * page;
+            let len = (room.need_end - start).div_ceil(page) * page;
+            let len = len.max(self.chunk);
+            // Unmap the old window first: address space, and the new one may
+            // overlap it. Until the new one exists, nothing may be written.
+            self.map = None;
+            span.end = span.base;
+            let map_len = usize::try_from(len).unwrap_or(usize::MAX);
+            // SAFETY: the map is of a file this writer created and owns for
+            // writing; nothing else is supposed to truncate it. Bytes past the
+            // reserved length (where the file may end) are never touched: every
+            // write is checked against the writer's limit, which never exceeds
+            // the reservation. The only other view of the file in this process
+            // is the header map, which never overlaps a window's bytes in use
+            // (windows start at or after `header_len`'s page and the header
+            // fields are never written through a window).
+            let map = unsafe { MmapOptions::new().offset(start).len(map_len).map_mut(file) }
+                .map_err(|e| WriteError {
+                    context: format!(
+                        "mapping {len} bytes at offset {start} of {}",
+                        path.display()
+                    ),
+                    source: e,
+                })?;
+            // A hint for readahead and reclaim; its failure changes nothing.
+            let _ = map.advise(Advice::Sequential);
+            self.map = Some(map);
+            span.base = start;
+            span.end = start + len;
+            // The new mapping has no page tables yet.
+            self.populated_to = (room.pos / page * page).max(start);
         }
         if self.populate && room.need_end > self.populated_to {
             self.prefault(span, room);
         }
-        Ok(())
-    }
-
-    /// Maps a new window that starts at the page of `room.keep` and
-    /// reaches at least `room.need_end`.
-    pub(super) fn map_window(
-        &mut self,
-        span: &mut Span,
-        file: &File,
-        path: &Path,
-        room: Room,
-    ) -> Result<(), WriteError> {
-        let page = self.page;
-        let start = room.keep / page * page;
-        let len = (room.need_end - start).div_ceil(page) * page;
-        let len = len.max(self.chunk);
-        // Unmap the old window first: address space, and the new one may
-        // overlap it. Until the new one exists, nothing may be written.
-        self.map = None;
-        span.end = span.base;
-        let map_len = usize::try_from(len).unwrap_or(usize::MAX);
-        // SAFETY: the map is of a file this writer created and owns for
-        // writing; nothing else is supposed to truncate it. Bytes past the
-        // reserved length (where the file may end) are never touched: every
-        // write is checked against the writer's limit, which never exceeds
-        // the reservation. The only other view of the file in this process
-        // is the header map, which never overlaps a window's bytes in use
-        // (windows start at or after `header_len`'s page and the header
-        // fields are never written through a window).
-        let map = unsafe { MmapOptions::new().offset(start).len(map_len).map_mut(file) }.map_err(
-            |e| WriteError {
-                context: format!(
-                    "mapping {len} bytes at offset {start} of {}",
-                    path.display()
-                ),
-                source: e,
-            },
-        )?;
-        // A hint for readahead and reclaim; its failure changes nothing.
-        let _ = map.advise(Advice::Sequential);
-        self.map = Some(map);
-        span.base = start;
-        span.end = start + len;
-        // The new mapping has no page tables yet.
-        self.populated_to = (room.pos / page * page).max(start);
         Ok(())
     }
 

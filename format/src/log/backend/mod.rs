@@ -188,20 +188,6 @@ impl Backend {
         }
     }
 
-    /// Makes sure there is a window before a frame is sealed (mmap: map
-    /// the open frame again after a failed remap).
-    pub(super) fn ensure_window(
-        &mut self,
-        file: &File,
-        path: &Path,
-        room: Room,
-    ) -> Result<(), WriteError> {
-        match &mut self.imp {
-            Imp::Mmap(m) if m.window().is_none() => m.map_window(&mut self.span, file, path, room),
-            _ => Ok(()),
-        }
-    }
-
     /// The bytes `[start, end)` of the window are complete (a sealed frame,
     /// nothing open after it): hands them to the file. On failure nothing
     /// changed and a later call may retry.
