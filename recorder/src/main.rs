@@ -25,7 +25,6 @@ mod source;
 
 use std::process::ExitCode;
 
-use imp2_format::log::WriteMode;
 use imp2_tools::Failure;
 
 use cli::{Args, SourceArg, TOOL, config_from};
@@ -52,11 +51,7 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
         count: args.count,
         duration: args.duration,
         io: args.io,
-        write_mode: if args.direct {
-            WriteMode::Direct
-        } else {
-            WriteMode::Pwrite
-        },
+        write_mode: args.write_mode().map_err(Failure::usage)?,
         progress: !args.quiet,
     };
     let quiet = args.quiet;
