@@ -151,7 +151,6 @@ impl Packets {
 
 fn header() -> LogHeader {
     LogHeader {
-        version: (1, 2),
         created_ns: 1_700_000_000_000_000_000,
         snaplen: 65535,
         source: "append_bandwidth example".into(),

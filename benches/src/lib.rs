@@ -81,7 +81,6 @@ pub fn batches(size: usize, records: usize) -> (Vec<Vec<u8>>, u64) {
 /// The header the benches give their logs.
 pub fn log_header() -> LogHeader {
     LogHeader {
-        version: (1, 2),
         created_ns: 1_700_000_000_000_000_000,
         snaplen: 65535,
         source: "imp2-benches".into(),

@@ -26,7 +26,6 @@ const SNAPLEN: usize = 1000;
 
 fn header() -> LogHeader {
     LogHeader {
-        version: (1, 2),
         created_ns: T0,
         snaplen: SNAPLEN as u32,
         source: "export fast path test".into(),

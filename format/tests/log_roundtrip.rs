@@ -314,7 +314,7 @@ fn versions_magic_and_messages() {
     b[10..12].copy_from_slice(&7u16.to_le_bytes());
     fix_header_crc(&mut b);
     let r = LogReader::from_bytes(b).unwrap();
-    assert_eq!(r.header().version, (1, 7));
+    assert_eq!(r.version(), (1, 7));
     assert_eq!(records_of(&read_all(&r).0), recs);
 
     // A newer major version is refused, with a clear message.

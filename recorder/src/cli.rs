@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use imp2_format::log::WriteMode;
 use imp2_format::wire::{Config, ConfigError, abi};
 use imp2_tools::cli::count_at_least_one;
 
@@ -141,6 +142,13 @@ pub struct Args {
     #[arg(long)]
     pub direct: bool,
 
+    /// How the log is written: `pwrite` (a buffered write per batch, the
+    /// default), `direct` (as --direct) or `mmap` (records encoded straight
+    /// into a shared map of the file: no copy per batch, but the kernel
+    /// zeroes every new page first; as crash-safe as `pwrite`).
+    #[arg(long, value_name = "MODE", value_parser = parse_write_mode)]
+    pub write_mode: Option<WriteMode>,
+
     /// Print the final summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -164,6 +172,19 @@ impl Args {
         args.snaplen_given =
             matches.value_source("snaplen") == Some(clap::parser::ValueSource::CommandLine);
         args
+    }
+
+    /// How the log is written: `--write-mode`, of which `--direct` is the
+    /// shorthand for `direct`; a usage error when they disagree.
+    pub fn write_mode(&self) -> Result<WriteMode, String> {
+        match (self.direct, self.write_mode) {
+            (true, Some(mode)) if mode != WriteMode::Direct => Err(format!(
+                "--direct is --write-mode direct: it cannot be used with --write-mode {}",
+                write_mode_name(mode)
+            )),
+            (true, _) => Ok(WriteMode::Direct),
+            (false, mode) => Ok(mode.unwrap_or_default()),
+        }
     }
 
     /// With NFLOG, the notice for a snap length the user asked for above
@@ -217,6 +238,21 @@ fn parse_io(s: &str) -> Result<IoMode, String> {
         "uring" => Ok(IoMode::Uring),
         "recv" => Ok(IoMode::Recv),
         _ => Err(format!("`{s}`: expected `uring` or `recv`")),
+    }
+}
+
+fn parse_write_mode(s: &str) -> Result<WriteMode, String> {
+    [WriteMode::Pwrite, WriteMode::Direct, WriteMode::Mmap]
+        .into_iter()
+        .find(|&m| write_mode_name(m) == s)
+        .ok_or_else(|| format!("`{s}`: expected `pwrite`, `direct` or `mmap`"))
+}
+
+fn write_mode_name(mode: WriteMode) -> &'static str {
+    match mode {
+        WriteMode::Pwrite => "pwrite",
+        WriteMode::Direct => "direct",
+        WriteMode::Mmap => "mmap",
     }
 }
 
@@ -326,5 +362,25 @@ mod tests {
         assert!(parse(&["--snaplen=65532"]).nflog_snaplen_notice().is_some());
         assert_eq!(parse(&["-s", "65531"]).nflog_snaplen_notice(), None);
         assert_eq!(parse(&["-s", "96"]).nflog_snaplen_notice(), None);
+    }
+
+    /// `--direct` is `--write-mode direct`; anything else with it is a
+    /// usage error.
+    #[test]
+    fn write_mode_and_its_direct_shorthand() {
+        let mode = |extra: &[&str]| parse(extra).write_mode();
+        assert_eq!(mode(&[]), Ok(WriteMode::Pwrite));
+        assert_eq!(mode(&["--write-mode", "mmap"]), Ok(WriteMode::Mmap));
+        assert_eq!(mode(&["--write-mode=pwrite"]), Ok(WriteMode::Pwrite));
+        assert_eq!(mode(&["--direct"]), Ok(WriteMode::Direct));
+        assert_eq!(
+            mode(&["--direct", "--write-mode", "direct"]),
+            Ok(WriteMode::Direct)
+        );
+        assert_eq!(
+            mode(&["--direct", "--write-mode", "mmap"]),
+            Err("--direct is --write-mode direct: it cannot be used with --write-mode mmap".into())
+        );
+        assert!(parse_write_mode("buffered").is_err());
     }
 }

@@ -23,7 +23,6 @@ mod sys;
 
 use std::process::ExitCode;
 
-use imp2_format::log::WriteMode;
 use imp2_tools::Failure;
 
 use capture_filter::CaptureFilter;
@@ -65,11 +64,7 @@ fn run(args: &Args) -> Result<ExitCode, Failure> {
         count: args.count,
         duration: args.duration,
         io: args.io,
-        write_mode: if args.direct {
-            WriteMode::Direct
-        } else {
-            WriteMode::Pwrite
-        },
+        write_mode: args.write_mode().map_err(Failure::usage)?,
         progress: !args.quiet,
     };
     let quiet = args.quiet;

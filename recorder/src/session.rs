@@ -118,7 +118,6 @@ pub fn run(
     let (hostname, kernel_release) = uname();
     let interfaces = interfaces::all();
     let header = LogHeader {
-        version: (1, 2),
         created_ns: now_ns(),
         snaplen: source.snaplen(),
         source: match &opts.filter {

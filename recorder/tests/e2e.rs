@@ -88,6 +88,15 @@ fn direct_io_gives_the_same_result() {
     assert_eq!(summary["write"], "direct");
 }
 
+/// The memory-mapped writer through the real recorder: every record sent
+/// is in the log, which verifies (`million` checks both).
+#[test]
+fn mmap_writes_give_the_same_result() {
+    let _g = serial();
+    let (summary, _) = million(&[], &["--write-mode", "mmap"]);
+    assert_eq!(summary["write"], "mmap");
+}
+
 #[test]
 fn direct_io_writes_a_slow_trickle_within_a_fraction_of_a_second() {
     let _g = serial();

@@ -206,6 +206,13 @@ fn with_json_a_failure_is_a_json_object_too() {
         "--duration 0: must be a positive number of seconds"
     );
     assert_eq!(v["exit_code"], 2);
+    let conflict = record(&["-o", "x.log", "--direct", "--write-mode", "mmap"]);
+    assert_eq!(conflict.code, Some(2));
+    assert_eq!(
+        conflict.stderr,
+        "imp2-record: --direct is --write-mode direct: it cannot be used with --write-mode \
+         mmap\n"
+    );
 
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -366,9 +366,9 @@ fn protocol_key(protocol: u8) -> String {
     }
 }
 
-fn header_summary(h: &LogHeader) -> HeaderSummary {
+fn header_summary(h: &LogHeader, (major, minor): (u16, u16)) -> HeaderSummary {
     HeaderSummary {
-        version: format!("{}.{}", h.version.0, h.version.1),
+        version: format!("{major}.{minor}"),
         source: h.source.clone(),
         hostname: h.hostname.clone(),
         kernel_release: h.kernel_release.clone(),
@@ -531,7 +531,7 @@ impl LogSummary {
             losses.records().saturating_add(lost_to_damage.unwrap_or(0)),
         );
         LogSummary {
-            header: header_summary(header),
+            header: header_summary(header, reader.version()),
             filter: (!all).then(|| FilterSummary {
                 expression: selection.filter.as_ref().map(|f| f.expression.clone()),
                 matched: records,
@@ -565,7 +565,7 @@ impl LogSummary {
                 .and_then(|f| f.stop)
                 .map(|stop| StopSummary::of(&stop)),
             losses_raw: losses,
-            before_stop_reasons: header.version < (1, 2),
+            before_stop_reasons: reader.version() < (1, 2),
         }
     }
 

@@ -31,7 +31,6 @@ fn write_log_of(dir: &Path, records: u64) -> PathBuf {
             ifindex: 2,
             name: "eth0".into(),
         }],
-        ..LogHeader::default()
     };
     let mut w = LogWriter::create(&path, &header).unwrap();
     let mut data = vec![0u8; 48];

@@ -235,7 +235,6 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("run.log");
     let header = LogHeader {
-        version: (0, 0), // the writer fills in its own
         created_ns: T0 - 5_000_000_000,
         snaplen: SNAPLEN,
         source: "imp2 module unit 31".into(),

@@ -147,7 +147,6 @@ fn extras() -> Vec<(Family, Vec<u8>)> {
 fn write_log(dir: &Path) -> (PathBuf, Vec<Written>) {
     let path = dir.join("mix.log");
     let header = LogHeader {
-        version: (0, 0),
         created_ns: T0,
         snaplen: SNAPLEN as u32,
         source: "filter parity test".into(),

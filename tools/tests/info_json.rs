@@ -22,7 +22,6 @@ fn header() -> LogHeader {
             ifindex: 3,
             name: "eth1".into(),
         }],
-        ..LogHeader::default()
     }
 }
 

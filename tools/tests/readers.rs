@@ -132,7 +132,6 @@ fn write_log(
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("run.log");
     let header = LogHeader {
-        version: (0, 0), // the writer fills in its own
         created_ns: T0 - 1_000_000_000,
         snaplen: SNAPLEN as u32,
         source: "imp2 module unit 31".into(),

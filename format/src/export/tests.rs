@@ -18,7 +18,6 @@ pub(super) const T0: u64 = 1_700_000_000_123_456_789;
 
 pub(super) fn header() -> LogHeader {
     LogHeader {
-        version: (1, 1),
         created_ns: T0 - 1_000,
         snaplen: 96,
         source: "imp2 module unit 31".into(),

@@ -4,25 +4,32 @@
 //!   `fallocate`, so a full disk is an error, never a `SIGBUS`), either
 //!   through a reusable frame buffer and one `pwrite` per commit or directly
 //!   into a prefaulted shared map of the file, or in MiB blocks with
-//!   `O_DIRECT` from a writer thread (`direct.rs`) ([`WriteMode`]), and moves
+//!   `O_DIRECT` from a writer thread ([`WriteMode`]; one backend each in
+//!   `backend/`, space reserved by `reserve.rs`), and moves
 //!   the committed length in the header past each frame once it is written.
 //! - [`LogReader`] maps a log read-only, trusts only the committed prefix,
 //!   verifies every frame's CRC32C and stops at the first damaged frame with
 //!   its offset and reason.
 //!
-//! Both share the encoding in `encode.rs`; nothing else in the workspace
-//! knows the byte layout.
+//! Both share the byte layout in `layout/`; nothing else in the workspace
+//! knows it.
 
-mod direct;
-mod encode;
+mod backend;
+mod error;
+mod header_map;
+mod layout;
 mod lock;
+mod options;
 mod reader;
+mod reserve;
 mod trim;
 mod writer;
 
+pub use error::WriteError;
+pub use options::{WriteMode, WriterOptions};
 pub use reader::{LogEvent, LogReader, OnDamage, ReadError, ReadErrorKind, Skipped};
 pub use trim::{TrimError, Trimmed, trim_to_committed};
-pub use writer::{LogWriter, WriteError, WriteMode, WriterOptions};
+pub use writer::LogWriter;
 
 /// Interface known to the log: the kernel's ifindex and its name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,11 +40,11 @@ pub struct Interface {
     pub name: String,
 }
 
-/// Self-describing header of a log.
+/// Self-describing header of a log. The format version is not part of it:
+/// a writer always writes its own ([`LogReader::version`] tells what a
+/// file was written with).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct LogHeader {
-    /// Format version of the file (major, minor).
-    pub version: (u16, u16),
     /// When recording started, CLOCK_REALTIME ns.
     pub created_ns: u64,
     /// Snap length the capture was configured with, bytes.
@@ -121,13 +128,17 @@ impl Losses {
     }
 
     /// `(name, value)` for every counter, in a fixed order, for reports.
+    /// The kernel's are `kernel_` and the cause's name in
+    /// [`DROP_CAUSE_NAMES`](crate::wire::abi::DROP_CAUSE_NAMES), e.g.
+    /// `kernel_nomem`.
     pub fn named(&self) -> [(&'static str, u64); 10] {
         let k = &self.kernel;
+        let names = &*KERNEL_COUNTER_NAMES;
         [
-            ("kernel_nomem", k[0]),
-            ("kernel_rcvbuf", k[1]),
-            ("kernel_send", k[2]),
-            ("kernel_other", k[3]),
+            (names[0].as_str(), k[0]),
+            (names[1].as_str(), k[1]),
+            (names[2].as_str(), k[2]),
+            (names[3].as_str(), k[3]),
             ("gap_records", self.gap_records),
             ("gap_batches", self.gap_batches),
             ("truncated_batches", self.truncated_batches),
@@ -137,6 +148,13 @@ impl Losses {
         ]
     }
 }
+
+/// Report names of the kernel's drop counters, by cause: built from the
+/// ABI's names, the only list of them on the Rust side.
+static KERNEL_COUNTER_NAMES: std::sync::LazyLock<[String; crate::wire::abi::DROP_CAUSES]> =
+    std::sync::LazyLock::new(|| {
+        crate::wire::abi::DROP_CAUSE_NAMES.map(|cause| format!("kernel_{cause}"))
+    });
 
 /// Why a recording ended, as its log's footer records it (FORMAT.md
 /// section 7, format 1.2).

@@ -30,7 +30,6 @@ pub fn modes() -> [WriterOptions; 4] {
 
 pub fn header(interfaces: &[(u32, &str)]) -> LogHeader {
     LogHeader {
-        version: (1, 2),
         created_ns: 1_700_000_000_000_000_000,
         snaplen: 256,
         source: "imp2 module unit 31".into(),

@@ -248,7 +248,6 @@ mod tests {
 
     fn sink(dir: &tempfile::TempDir) -> LogSink {
         let header = LogHeader {
-            version: (1, 2),
             tsresol_digits: 6,
             ..Default::default()
         };

@@ -1,4 +1,5 @@
-//! The writer thread of [`WriteMode::Direct`](super::WriteMode::Direct).
+//! [`WriteMode::Direct`](crate::log::WriteMode::Direct): page-aligned
+//! buffers written with `O_DIRECT` by a writer thread.
 //!
 //! # Why
 //!
@@ -13,7 +14,7 @@
 //!
 //! # How
 //!
-//! [`LogWriter`](super::LogWriter) encodes and seals frames in a
+//! [`LogWriter`](crate::log::LogWriter) encodes and seals frames in a
 //! page-aligned buffer exactly as in `Pwrite` mode, but keeps several
 //! commits in it; once it holds [`HAND_OFF_BYTES`] (or when the owner
 //! flushes), the buffer goes to this thread, which writes it with one
@@ -30,7 +31,7 @@
 //! Committed frames become durable against a crash of the recorder when
 //! their buffer is written, not when `commit` returns: at most
 //! [`HAND_OFF_BYTES`] plus the buffers in flight, or whatever arrived since
-//! the owner's last [`flush_async`](super::LogWriter::flush_async), is lost
+//! the owner's last [`flush_async`](crate::log::LogWriter::flush_async), is lost
 //! by `kill -9`. The file's bytes are identical to the other modes'.
 
 use std::fs::{File, OpenOptions};
@@ -42,18 +43,150 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
-use memmap2::{Advice, MmapMut, MmapRaw};
+use memmap2::{Advice, MmapMut};
 
-use super::writer::{WriteError, store_committed};
+use super::{Room, Span};
+use crate::log::WriteError;
+use crate::log::header_map::HeaderMap;
+
+/// The direct backend: the buffer being filled, and the thread.
+#[derive(Debug)]
+pub(super) struct Direct {
+    /// A page-aligned buffer at the window's base (page-aligned). Its bytes
+    /// below the committed length are already handed off; they are written
+    /// again with the rest of their page. Its last page is kept out of the
+    /// window, for the padding of the write.
+    buf: MmapMut,
+    thread: DirectWriter,
+    page: u64,
+}
+
+impl Direct {
+    /// Starts the thread for a file whose `header` is written, and sets up
+    /// the first window at the header's last page (written again whole).
+    /// Fails, removing the file, where the file system has no direct I/O.
+    pub(super) fn start(
+        file: &File,
+        path: &Path,
+        header_map: Arc<HeaderMap>,
+        header: &[u8],
+        page: u64,
+        span: &mut Span,
+    ) -> Result<Direct, WriteError> {
+        let header_len = header.len() as u64;
+        let started = DirectWriter::start(file, path, header_map, header_len, page);
+        let mut thread = started.inspect_err(|_| {
+            // No direct I/O here: leave no header-only file behind.
+            let _ = std::fs::remove_file(path);
+        })?;
+        let mut buf = thread.buffer(BUFFER_BYTES)?;
+        span.base = header_len / page * page;
+        let kept = (header_len - span.base) as usize;
+        buf[..kept].copy_from_slice(&header[span.base as usize..]);
+        span.end = window_end(span.base, &buf, page);
+        Ok(Direct { buf, thread, page })
+    }
+
+    #[inline(always)]
+    pub(super) fn window_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    pub(super) fn window(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Moves what is written to a larger buffer when `room` needs one.
+    pub(super) fn make_room(&mut self, span: &mut Span, room: Room) -> Result<(), WriteError> {
+        if room.need_end > span.end {
+            let page = self.page;
+            let used = (room.pos - span.base) as usize;
+            let want = (room.need_end - span.base + page) as usize;
+            let mut bigger = self.thread.buffer(want.max(2 * self.buf.len()))?;
+            bigger[..used].copy_from_slice(&self.buf[..used]);
+            self.thread
+                .recycle(std::mem::replace(&mut self.buf, bigger));
+            span.end = window_end(span.base, &self.buf, page);
+        }
+        Ok(())
+    }
+
+    /// Bytes up to `end` are complete: handed to the thread once the buffer
+    /// holds `HAND_OFF_BYTES` of them.
+    pub(super) fn complete(&mut self, span: &mut Span, end: u64) -> Result<(), WriteError> {
+        if end - span.base >= HAND_OFF_BYTES {
+            self.hand_off(span, end, end)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the bytes complete up to `end` to the thread. The page holding
+    /// `end`, and the bytes after it up to `pos` (an open frame's), move to
+    /// a fresh buffer that continues the window.
+    pub(super) fn hand_off(
+        &mut self,
+        span: &mut Span,
+        end: u64,
+        pos: u64,
+    ) -> Result<(), WriteError> {
+        if end == self.thread.handed_off() {
+            return Ok(());
+        }
+        let page = self.page;
+        let base = span.base;
+        let carry_from = end / page * page;
+        let carry = (carry_from - base) as usize..(pos - base) as usize;
+        let mut next = self.thread.buffer(self.buf.len())?;
+        next[..carry.len()].copy_from_slice(&self.buf[carry.clone()]);
+        // Bytes past `pos` are stale; the file gets zeros up to the page end.
+        let pad_end = (end.div_ceil(page) * page - base) as usize;
+        if carry.end < pad_end {
+            self.buf[carry.end..pad_end].fill(0);
+        }
+        span.end = window_end(carry_from, &next, page);
+        let full = std::mem::replace(&mut self.buf, next);
+        self.thread.submit(full, base, end)?;
+        span.base = carry_from;
+        Ok(())
+    }
+
+    /// Hands off what is complete up to `end` and waits until every buffer
+    /// is written.
+    pub(super) fn flush_committed(
+        &mut self,
+        span: &mut Span,
+        end: u64,
+        pos: u64,
+    ) -> Result<(), WriteError> {
+        self.hand_off(span, end, pos)?;
+        self.thread.wait()
+    }
+
+    /// The committed length in the file (written by the thread).
+    pub(super) fn published(&self) -> u64 {
+        self.thread.published()
+    }
+
+    /// Waits for the writes, stops the thread.
+    pub(super) fn stop(&mut self) -> Result<(), WriteError> {
+        self.thread.stop()
+    }
+}
+
+/// End of a window that starts at file offset `base` in `buf`: the
+/// buffer's last page is kept out of it, for the padding of the write.
+fn window_end(base: u64, buf: &[u8], page: u64) -> u64 {
+    base + buf.len() as u64 - page
+}
 
 /// Committed bytes a buffer gathers before it is handed to the thread:
 /// large enough that a direct write costs little per byte (a write costs
 /// tens of µs on a virtual disk whatever its size), small enough to stay a
 /// few ms of traffic at full speed.
-pub(crate) const HAND_OFF_BYTES: u64 = 1 << 20;
+const HAND_OFF_BYTES: u64 = 1 << 20;
 /// Initial size of a buffer: a hand-off's worth and room for the frame that
 /// crosses it (grown when a larger frame needs it).
-pub(crate) const BUFFER_BYTES: usize = 2 << 20;
+const BUFFER_BYTES: usize = 2 << 20;
 /// Buffers being written at most; the recorder waits for one when the disk
 /// falls this far behind.
 const IN_FLIGHT_MAX: usize = 4;
@@ -77,7 +210,7 @@ enum Done {
 
 /// The main thread's side of the writer thread.
 #[derive(Debug)]
-pub(crate) struct DirectWriter {
+struct DirectWriter {
     jobs: Option<SyncSender<Job>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
@@ -95,10 +228,10 @@ pub(crate) struct DirectWriter {
 impl DirectWriter {
     /// Opens `path` (already created by the writer, `committed` bytes long
     /// and written) a second time with `O_DIRECT` and starts the thread.
-    pub(crate) fn start(
+    fn start(
         file: &File,
         path: &Path,
-        header_map: Arc<MmapRaw>,
+        header_map: Arc<HeaderMap>,
         committed: u64,
         page: u64,
     ) -> Result<DirectWriter, WriteError> {
@@ -162,19 +295,19 @@ impl DirectWriter {
     }
 
     /// End of the bytes handed to the thread so far.
-    pub(crate) fn handed_off(&self) -> u64 {
+    fn handed_off(&self) -> u64 {
         self.handed_off
     }
 
     /// The committed length in the file (written by the thread).
-    pub(crate) fn published(&self) -> u64 {
+    fn published(&self) -> u64 {
         self.published.load(Ordering::Acquire)
     }
 
     /// A page-aligned buffer of at least `min_len` bytes, a returned one
     /// if it is large enough. Waits while `IN_FLIGHT_MAX` buffers are out:
     /// the disk is that far behind.
-    pub(crate) fn buffer(&mut self, min_len: usize) -> Result<MmapMut, WriteError> {
+    fn buffer(&mut self, min_len: usize) -> Result<MmapMut, WriteError> {
         self.collect(false)?;
         while self.in_flight >= IN_FLIGHT_MAX {
             self.collect(true)?;
@@ -197,7 +330,7 @@ impl DirectWriter {
 
     /// Gives back a buffer that was not handed off (replaced by a larger
     /// one).
-    pub(crate) fn recycle(&mut self, buf: MmapMut) {
+    fn recycle(&mut self, buf: MmapMut) {
         self.spare.push(buf);
     }
 
@@ -205,7 +338,7 @@ impl DirectWriter {
     /// file offset `base`, page-aligned) are committed; the thread writes
     /// those not yet written, padded to a whole page, then publishes `end`.
     /// The caller has zeroed or filled the padding.
-    pub(crate) fn submit(&mut self, buf: MmapMut, base: u64, end: u64) -> Result<(), WriteError> {
+    fn submit(&mut self, buf: MmapMut, base: u64, end: u64) -> Result<(), WriteError> {
         self.check()?;
         let job = Job {
             buf,
@@ -225,7 +358,7 @@ impl DirectWriter {
     }
 
     /// Waits until every buffer handed off is written.
-    pub(crate) fn wait(&mut self) -> Result<(), WriteError> {
+    fn wait(&mut self) -> Result<(), WriteError> {
         while self.in_flight > 0 {
             self.collect(true)?;
         }
@@ -233,7 +366,7 @@ impl DirectWriter {
     }
 
     /// Waits for the writes, stops the thread.
-    pub(crate) fn stop(&mut self) -> Result<(), WriteError> {
+    fn stop(&mut self) -> Result<(), WriteError> {
         let waited = self.wait();
         self.jobs = None;
         if let Some(t) = self.thread.take() {
@@ -305,10 +438,10 @@ struct Files {
 }
 
 impl Files {
-    fn write(&self, job: Job, header_map: &MmapRaw, published: &AtomicU64) -> Done {
+    fn write(&self, job: Job, header_map: &HeaderMap, published: &AtomicU64) -> Done {
         match self.write_job(&job) {
             Ok(()) => {
-                store_committed(header_map, job.end);
+                header_map.store_committed(job.end);
                 published.store(job.end, Ordering::Release);
                 Done::Written(job.buf)
             }

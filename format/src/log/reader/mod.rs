@@ -18,7 +18,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::Mmap;
 
-use super::encode::{self, HeaderError, HeaderInfo};
+mod mistaken;
+mod walk;
+
+use mistaken::mistaken_input_reason;
+pub use walk::Chunks;
+use walk::Events;
+
+use super::layout::{self, HeaderError, HeaderInfo};
 use super::{Footer, Interface, LogHeader, Losses};
 use crate::record::PacketRecord;
 
@@ -64,7 +71,7 @@ impl fmt::Display for ReadErrorKind {
             ReadErrorKind::UnsupportedVersion { major, minor } => write!(
                 f,
                 "written by format version {major}.{minor}, this reader supports {}.x",
-                encode::VERSION_MAJOR
+                layout::VERSION_MAJOR
             ),
             ReadErrorKind::BadHeader(why) => write!(f, "damaged header: {why}"),
             ReadErrorKind::TornTail {
@@ -254,13 +261,15 @@ impl LogReader {
     fn new(bytes: Bytes, path: Option<PathBuf>) -> Result<LogReader, ReadError> {
         let buf = bytes.as_slice();
         let (committed, state) = load_mutable_fields(buf);
-        let (header, info) = encode::decode_header(buf, committed, state).map_err(|e| {
+        let (header, info) = layout::decode_header(buf, committed, state).map_err(|e| {
             let (offset, kind) = match e {
                 HeaderError::NotALog => (0, ReadErrorKind::NotALog),
                 HeaderError::Version(major, minor) => {
                     (8, ReadErrorKind::UnsupportedVersion { major, minor })
                 }
-                HeaderError::Bad(why, off) => (off, ReadErrorKind::BadHeader(why)),
+                HeaderError::Bad { offset, problem } => {
+                    (offset, ReadErrorKind::BadHeader(problem.to_string()))
+                }
             };
             ReadError {
                 offset,
@@ -279,6 +288,13 @@ impl LogReader {
     /// The header.
     pub fn header(&self) -> &LogHeader {
         &self.header
+    }
+
+    /// Format version of the file (major, minor), as its header says: any
+    /// minor of [`LogReader`]'s major (a newer minor's additions are
+    /// skipped).
+    pub fn version(&self) -> (u16, u16) {
+        self.info.version
     }
 
     /// Bytes the header says are committed.
@@ -307,7 +323,7 @@ impl LogReader {
     /// Whether the log was closed cleanly (its state says so; the footer is
     /// then the last event, which [`LogReader::events`] verifies).
     pub fn is_closed(&self) -> bool {
-        self.info.state == encode::STATE_CLOSED
+        self.info.state == layout::STATE_CLOSED
     }
 
     /// Every event in the committed prefix, in order, verifying each frame.
@@ -347,16 +363,7 @@ impl LogReader {
 
     /// A walk of the frames from the first one on.
     fn walk(&self, on_damage: OnDamage) -> Events<'_> {
-        Events {
-            reader: self,
-            pos: self.info.header_len,
-            records: Vec::new(),
-            next_record: 0,
-            footer_seen: false,
-            on_damage,
-            skipped_any: false,
-            done: false,
-        }
+        Events::new(self, on_damage)
     }
 
     fn error(&self, offset: u64, kind: ReadErrorKind) -> ReadError {
@@ -383,7 +390,7 @@ impl LogReader {
     fn resync(&self, at: u64) -> u64 {
         let buf = self.bytes.as_slice();
         let end = self.readable_end();
-        let head_len = encode::FRAME_HEADER_LEN as u64;
+        let head_len = layout::FRAME_HEADER_LEN as u64;
         let claimed = (at + head_len <= end)
             .then(|| {
                 // In bounds: at + 4 <= end <= buf.len().
@@ -420,35 +427,22 @@ impl LogReader {
     }
 }
 
-/// Whether a walk with [`OnDamage::Skip`] may try to go past this error:
-/// damage inside the committed prefix, or a frame that runs past the end of
-/// the file (a torn tail, or a damaged length if intact frames follow), as
-/// opposed to a failure to read the file at all.
-fn is_skippable(kind: &ReadErrorKind) -> bool {
-    matches!(
-        kind,
-        ReadErrorKind::BadChecksum { .. }
-            | ReadErrorKind::BadFrame(_)
-            | ReadErrorKind::TornTail { .. }
-    )
-}
-
 /// The end of the frame at `p` if an intact frame of a version 1 type
 /// starts there and ends by `end`: zero flags and reserved bytes, a
 /// payload at least as long as its type needs, and a matching CRC. The
 /// cheap checks come first, because resynchronising tries every offset.
 fn intact_frame_at(buf: &[u8], p: u64, end: u64) -> Option<u64> {
-    let head_end = p.checked_add(encode::FRAME_HEADER_LEN as u64)?;
+    let head_end = p.checked_add(layout::FRAME_HEADER_LEN as u64)?;
     if head_end > end {
         return None;
     }
     // In bounds: head_end <= end <= buf.len().
     let head = &buf[p as usize..head_end as usize];
     let min_payload = match head[4] {
-        encode::FRAME_RECORDS => encode::RECORDS_PREFIX_LEN,
-        encode::FRAME_INTERFACE => 4,
-        encode::FRAME_LOSSES => encode::MIN_LOSSES_PAYLOAD,
-        encode::FRAME_FOOTER => encode::MIN_FOOTER_PAYLOAD,
+        layout::FRAME_RECORDS => layout::RECORDS_PREFIX_LEN,
+        layout::FRAME_INTERFACE => layout::MIN_INTERFACE_PAYLOAD,
+        layout::FRAME_LOSSES => layout::MIN_LOSSES_PAYLOAD,
+        layout::FRAME_FOOTER => layout::MIN_FOOTER_PAYLOAD,
         _ => return None,
     };
     if head[5..8] != [0, 0, 0] {
@@ -461,45 +455,7 @@ fn intact_frame_at(buf: &[u8], p: u64, end: u64) -> Option<u64> {
     }
     let stored = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     let payload = &buf[head_end as usize..frame_end as usize];
-    (encode::frame_crc(&head[..8], payload) == stored).then_some(frame_end)
-}
-
-/// The reason for [`LogReader::mistaken_input`], from the first (up to 4)
-/// bytes of a file that is not a log.
-fn mistaken_input_reason(prefix: &[u8]) -> Option<&'static str> {
-    // The classic pcap magics (µs 0xa1b2c3d4, ns 0xa1b23c4d) are written in
-    // the capturing host's byte order; pcapng's first block type
-    // (0x0a0d0d0a) reads the same in both.
-    const PCAP: [[u8; 4]; 4] = [
-        [0xd4, 0xc3, 0xb2, 0xa1],
-        [0xa1, 0xb2, 0xc3, 0xd4],
-        [0x4d, 0x3c, 0xb2, 0xa1],
-        [0xa1, 0xb2, 0x3c, 0x4d],
-    ];
-    const PCAPNG_SHB: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
-    let magic: [u8; 4] = match prefix {
-        [] => return Some("is an empty file, not an imp2 log"),
-        [a, b, c, d, ..] => [*a, *b, *c, *d],
-        _ => return None,
-    };
-    // The same advice for both kinds of capture.
-    macro_rules! already_a_capture {
-        ($kind:literal) => {
-            concat!(
-                "is a ",
-                $kind,
-                " file, not an imp2 log (already a capture: open it with Wireshark, tshark \
-                 or tcpdump -r)"
-            )
-        };
-    }
-    if PCAP.contains(&magic) {
-        Some(already_a_capture!("pcap"))
-    } else if magic == PCAPNG_SHB {
-        Some(already_a_capture!("pcapng"))
-    } else {
-        None
-    }
+    (layout::frame_crc(&head[..8], payload) == stored).then_some(frame_end)
 }
 
 /// Loads `committed_len` and `state`. For a mapped file (page-aligned, so
@@ -507,11 +463,11 @@ fn mistaken_input_reason(prefix: &[u8]) -> Option<&'static str> {
 /// the writer's release store: a recorder may be appending right now, and
 /// the frame bytes must not be read as they were before the commit.
 fn load_mutable_fields(buf: &[u8]) -> (u64, u32) {
-    if buf.len() < encode::OFF_STATIC_LEN {
+    if buf.len() < layout::OFF_STATIC_LEN {
         return (0, 0);
     }
-    let committed_ptr = buf[encode::OFF_COMMITTED..].as_ptr();
-    let state_ptr = buf[encode::OFF_STATE..].as_ptr();
+    let committed_ptr = buf[layout::OFF_COMMITTED..].as_ptr();
+    let state_ptr = buf[layout::OFF_STATE..].as_ptr();
     if committed_ptr.align_offset(8) == 0 && state_ptr.align_offset(4) == 0 {
         // SAFETY: both pointers are in bounds (checked above), aligned
         // (checked just now) and valid for the lifetime of `buf`. The
@@ -528,307 +484,9 @@ fn load_mutable_fields(buf: &[u8]) -> (u64, u32) {
     } else {
         // An in-memory copy (unaligned Vec): nobody writes it concurrently.
         let mut c = [0u8; 8];
-        c.copy_from_slice(&buf[encode::OFF_COMMITTED..encode::OFF_COMMITTED + 8]);
+        c.copy_from_slice(&buf[layout::OFF_COMMITTED..layout::OFF_COMMITTED + 8]);
         let mut s = [0u8; 4];
-        s.copy_from_slice(&buf[encode::OFF_STATE..encode::OFF_STATE + 4]);
+        s.copy_from_slice(&buf[layout::OFF_STATE..layout::OFF_STATE + 4]);
         (u64::from_le_bytes(c), u32::from_le_bytes(s))
-    }
-}
-
-/// The walk of [`LogReader::chunks`]. Not an [`Iterator`]: the records a
-/// step hands out borrow the walk's buffer until the next step.
-#[derive(Debug)]
-pub struct Chunks<'a>(Events<'a>);
-
-impl<'a> Chunks<'a> {
-    /// The next step: either the records of one RECORDS frame (a non-empty
-    /// slice, in order) and `None`, or an empty slice and any other event
-    /// (never a [`LogEvent::Record`]). After an error (yielded once, last)
-    /// or at the end of the committed prefix, `None`.
-    ///
-    /// (A pair rather than an enum of its own so that the module's public
-    /// types stay those `log` re-exports.)
-    #[allow(clippy::should_implement_trait, clippy::type_complexity)] // lending
-    pub fn next(
-        &mut self,
-    ) -> Option<Result<(&[PacketRecord<'a>], Option<LogEvent<'a>>), ReadError>> {
-        let e = &mut self.0;
-        loop {
-            if e.done {
-                return None;
-            }
-            match e.next_frame() {
-                Ok(Some(ev)) => return Some(Ok((&[], Some(ev)))),
-                Ok(None) if !e.records.is_empty() => {
-                    // Handed out whole: `next_frame` clears them next time.
-                    e.next_record = e.records.len();
-                    return Some(Ok((&e.records, None)));
-                }
-                Ok(None) => {} // an empty or unknown frame, or the end
-                Err(err) => {
-                    e.done = true;
-                    return Some(Err(err));
-                }
-            }
-        }
-    }
-}
-
-/// Iterator behind [`LogReader::events`].
-#[derive(Debug)]
-struct Events<'a> {
-    reader: &'a LogReader,
-    /// Offset of the next frame.
-    pos: u64,
-    /// Records of the current (verified) RECORDS frame.
-    records: Vec<PacketRecord<'a>>,
-    next_record: usize,
-    footer_seen: bool,
-    on_damage: OnDamage,
-    /// Whether damage was skipped (the footer may have been in it).
-    skipped_any: bool,
-    done: bool,
-}
-
-impl<'a> Iterator for Events<'a> {
-    type Item = Result<LogEvent<'a>, ReadError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(r) = self.records.get(self.next_record) {
-                self.next_record += 1;
-                return Some(Ok(LogEvent::Record(*r)));
-            }
-            if self.done {
-                return None;
-            }
-            match self.next_frame() {
-                Ok(Some(ev)) => return Some(Ok(ev)),
-                Ok(None) => {} // records loaded, or a frame skipped
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            }
-        }
-    }
-}
-
-impl<'a> Events<'a> {
-    /// Reads the frame at `self.pos`. Returns its event, or `None` after
-    /// loading a RECORDS frame into `self.records`, skipping an unknown
-    /// frame, or reaching the end (then `self.done` is set). With
-    /// [`OnDamage::Skip`], a damaged frame becomes a [`LogEvent::Skipped`]
-    /// and the walk resumes at the next intact frame.
-    fn next_frame(&mut self) -> Result<Option<LogEvent<'a>>, ReadError> {
-        let at = self.pos;
-        let result = self.read_frame();
-        let e = match result {
-            Err(e) if self.on_damage == OnDamage::Skip => e,
-            other => return other,
-        };
-        let end = self.reader.readable_end();
-        // Only damage with bytes to skip: at the end of the prefix, a
-        // closed log's missing footer is reported, not skipped.
-        if !is_skippable(&e.kind) || at >= end {
-            return Err(e);
-        }
-        let resume = if self.footer_seen {
-            // Nothing may follow the footer: whatever does is skipped as one
-            // stretch, not frame by frame.
-            end
-        } else {
-            self.reader.resync(at)
-        };
-        // A frame that runs past the end of the file is a torn tail, unless
-        // intact frames follow it: then its length was damaged.
-        let reason = match e.kind {
-            ReadErrorKind::TornTail { .. } if resume >= end => return Err(e),
-            ReadErrorKind::TornTail { .. } => {
-                "payload_len runs past the end of the file, but intact frames follow (a damaged \
-                 length)"
-                    .to_string()
-            }
-            kind => kind.to_string(),
-        };
-        self.pos = resume;
-        self.skipped_any = true;
-        Ok(Some(LogEvent::Skipped(Skipped {
-            offset: at,
-            len: resume - at,
-            reason,
-        })))
-    }
-
-    /// [`Events::next_frame`] without the skipping: any problem is an error.
-    fn read_frame(&mut self) -> Result<Option<LogEvent<'a>>, ReadError> {
-        let r = self.reader;
-        let buf = r.bytes.as_slice();
-        let committed = r.info.committed_len;
-        let file_len = buf.len() as u64;
-        let at = self.pos;
-        let torn = || {
-            r.error(
-                at,
-                ReadErrorKind::TornTail {
-                    committed,
-                    file_len,
-                },
-            )
-        };
-        let bad = |why: String| r.error(at, ReadErrorKind::BadFrame(why));
-        self.records.clear();
-        self.next_record = 0;
-
-        if at == committed {
-            self.done = true;
-            // After skipped damage the footer may have been in it: that was
-            // reported already, as the skipped bytes.
-            if r.is_closed() && !self.footer_seen && !self.skipped_any {
-                return Err(bad("log is marked closed but has no footer".into()));
-            }
-            return Ok(None);
-        }
-        if at > file_len {
-            // Only when the file is cut inside the header padding.
-            return Err(torn());
-        }
-        let head_end = at + encode::FRAME_HEADER_LEN as u64;
-        if head_end > committed {
-            return Err(bad(format!(
-                "{} bytes before the committed length {committed}, too few for a frame header",
-                committed - at
-            )));
-        }
-        if head_end > file_len {
-            return Err(torn());
-        }
-        if self.footer_seen {
-            return Err(bad("frame after the footer".into()));
-        }
-        // In bounds: head_end <= file_len, which is buf.len().
-        let head = &buf[at as usize..head_end as usize];
-        let payload_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let frame_type = head[4];
-        let end = head_end + u64::from(payload_len);
-        if end > committed {
-            return Err(bad(format!(
-                "payload of {payload_len} bytes runs past the committed length {committed}"
-            )));
-        }
-        if end > file_len {
-            return Err(torn());
-        }
-        let payload = &buf[head_end as usize..end as usize];
-        let stored = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-        let computed = encode::frame_crc(&head[..8], payload);
-        if stored != computed {
-            return Err(r.error(at, ReadErrorKind::BadChecksum { stored, computed }));
-        }
-        if head[5] != 0 || head[6] != 0 || head[7] != 0 {
-            return Err(bad(format!(
-                "frame flags {:#04x} or reserved bytes set, unknown in version 1",
-                head[5]
-            )));
-        }
-        let event = match frame_type {
-            encode::FRAME_RECORDS => {
-                encode::decode_records(payload, &mut self.records).map_err(|why| {
-                    self.records.clear();
-                    bad(why)
-                })?;
-                None
-            }
-            encode::FRAME_INTERFACE => Some(LogEvent::Interface(
-                encode::decode_interface(payload).map_err(bad)?,
-            )),
-            encode::FRAME_LOSSES => Some(LogEvent::Losses(
-                encode::decode_losses_payload(payload).map_err(bad)?,
-            )),
-            encode::FRAME_FOOTER => {
-                self.footer_seen = true;
-                Some(LogEvent::Footer(
-                    encode::decode_footer(payload).map_err(bad)?,
-                ))
-            }
-            _ => None, // a later minor version's frame: verified, skipped
-        };
-        self.pos = end;
-        Ok(event)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PCAP_REASON: &str = "is a pcap file, not an imp2 log (already a capture: open it \
-                               with Wireshark, tshark or tcpdump -r)";
-    const PCAPNG_REASON: &str = "is a pcapng file, not an imp2 log (already a capture: open \
-                                 it with Wireshark, tshark or tcpdump -r)";
-
-    #[test]
-    fn mistaken_inputs_are_named() {
-        let cases: &[(&[u8], Option<&str>)] = &[
-            // 0 bytes.
-            (b"", Some("is an empty file, not an imp2 log")),
-            // pcap, microseconds, written little-endian (magic 0xa1b2c3d4),
-            // then version 2.4.
-            (
-                &[0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00],
-                Some(PCAP_REASON),
-            ),
-            // The same written big-endian.
-            (
-                &[0xa1, 0xb2, 0xc3, 0xd4, 0x00, 0x02, 0x00, 0x04],
-                Some(PCAP_REASON),
-            ),
-            // pcap, nanoseconds (0xa1b23c4d), little-endian: imp2-convert's
-            // own pcap output.
-            (&[0x4d, 0x3c, 0xb2, 0xa1], Some(PCAP_REASON)),
-            // The same big-endian.
-            (&[0xa1, 0xb2, 0x3c, 0x4d], Some(PCAP_REASON)),
-            // pcapng: SHB block type 0x0a0d0d0a, total length 28 (LE), byte
-            // order magic 0x1a2b3c4d (LE).
-            (
-                &[
-                    0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a,
-                ],
-                Some(PCAPNG_REASON),
-            ),
-            // Fewer than 4 bytes, even of a magic: not recognised.
-            (&[0xd4, 0xc3, 0xb2], None),
-            (&[0x0a], None),
-            // The imp2 magic itself, and text.
-            (b"IMP2LOG\0", None),
-            (b"hello world", None),
-            // A pcap magic with one byte off.
-            (&[0xd4, 0xc3, 0xb2, 0xa2], None),
-        ];
-        for (bytes, want) in cases {
-            assert_eq!(mistaken_input_reason(bytes), *want, "{bytes:02x?}");
-        }
-    }
-
-    #[test]
-    fn mistaken_input_reads_only_regular_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty.log");
-        std::fs::write(&empty, b"").unwrap();
-        assert_eq!(
-            LogReader::mistaken_input(&empty),
-            Some("is an empty file, not an imp2 log")
-        );
-        // What the tools see first: open still fails as not a log.
-        assert!(matches!(
-            LogReader::open(&empty).unwrap_err().kind,
-            ReadErrorKind::NotALog
-        ));
-        let pcap = dir.path().join("run.pcap");
-        std::fs::write(&pcap, [0x4d, 0x3c, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00]).unwrap();
-        assert_eq!(LogReader::mistaken_input(&pcap), Some(PCAP_REASON));
-        // A directory (reads as empty to nobody) and a missing file.
-        assert_eq!(LogReader::mistaken_input(dir.path()), None);
-        assert_eq!(LogReader::mistaken_input(&dir.path().join("nope")), None);
     }
 }
