@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use imp2_format::ip::ip_family;
 use imp2_format::wire::{
     BatchMessage, BatchTrailer, BatchWalker, Config, FramingError, MalformedBatchReason, NlHeader,
-    abi, register_message, unregister_message,
+    Register, RegisterFilter, abi, register_filtered_message, register_message, unregister_message,
 };
 use imp2_format::{Family, Hook, RecordDigest};
 use netlink_sys::{Socket, SocketAddr};
@@ -637,6 +637,19 @@ fn bad_configs_get_the_module_errno_then_a_good_one_is_accepted() {
     short.truncate(abi::NLMSG_HDRLEN + 8);
     short[..4].copy_from_slice(&((abi::NLMSG_HDRLEN + 8) as u32).to_ne_bytes());
     assert_eq!(rx.register_raw(&short), -libc::EINVAL);
+    // A valid capture filter: this stand-in does not run filters, and says
+    // so rather than accept one it would ignore.
+    let filtered = Register::new(
+        Config::default(),
+        Some(RegisterFilter {
+            program: None,
+            ifindexes: vec![1],
+        }),
+    );
+    assert_eq!(
+        rx.register_raw(&register_filtered_message(&filtered, 78, rx.port)),
+        -libc::EOPNOTSUPP
+    );
     // Now a valid one: the stream follows.
     assert_eq!(rx.register(&Config::default()), 0);
     let mut tally = Tally::default();
@@ -646,7 +659,7 @@ fn bad_configs_get_the_module_errno_then_a_good_one_is_accepted() {
     assert!(status.success());
     check_report(&json);
     check_against(&tally, &json);
-    assert_eq!(num(&json, "register_refused"), 6);
+    assert_eq!(num(&json, "register_refused"), 8);
     assert_eq!(tally.records, 1000);
 }
 
