@@ -307,10 +307,13 @@ static int sock_recv(int fd, char *buf, int flags, int *ack)
 static int send_msg(int fd, uint16_t type, const void *payload, size_t plen,
 		    uint32_t seq)
 {
-	char buf[NLMSG_SPACE(sizeof(struct imp2_config) + 64)];
+	/* Room for a config and the largest filter extension tests send. */
+	static char buf[NLMSG_SPACE(sizeof(struct imp2_config) + 65536)];
 	struct nlmsghdr *nlh = (void *)buf;
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 
+	if (plen > sizeof(buf) - NLMSG_HDRLEN)
+		return -EMSGSIZE;
 	memset(buf, 0, sizeof(buf));
 	nlh->nlmsg_len = NLMSG_LENGTH(plen);
 	nlh->nlmsg_type = type;
@@ -393,7 +396,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: imp2_ctl [-X] [-c N] [-t SECS] [-s SNAPLEN] [-H pre,out] [-F 4,6]\n"
 		"                [-P PROTOS] [-b BYTES] [-r RECORDS] [-f FLUSH_US] [-R RCVBUF]\n"
-		"                [-u UNIT] [-q] [--abi N] [--flags N] [--short]\n");
+		"                [-u UNIT] [-q] [--abi N] [--flags N] [--short] [--ext FILE]\n");
 	exit(2);
 }
 
@@ -403,6 +406,7 @@ int main(int argc, char **argv)
 		{ "abi", required_argument, NULL, 'A' },
 		{ "flags", required_argument, NULL, 'G' },
 		{ "short", no_argument, NULL, 'S' },
+		{ "ext", required_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct imp2_config cfg = {
@@ -416,6 +420,10 @@ int main(int argc, char **argv)
 	};
 	uint64_t limit = 0, timeout_s = 0, start, t0_cpu;
 	int unit = IMP2_NETLINK_UNIT, rcvbuf = 64 << 20, probe = 0, shortcfg = 0;
+	/* --ext FILE: raw bytes sent after the config (a filter extension,
+	 * possibly hostile); the payload is the config, then them. */
+	static unsigned char payload[sizeof(struct imp2_config) + 65536];
+	size_t ext_len = 0;
 	struct sockaddr_nl local = { .nl_family = AF_NETLINK };
 	struct rusage ru;
 	uint64_t dropped[IMP2_DROP__MAX] = { 0 };
@@ -441,6 +449,18 @@ int main(int argc, char **argv)
 		case 'A': cfg.abi_version = strtoul(optarg, NULL, 0); break;
 		case 'G': cfg.flags = strtoul(optarg, NULL, 0); break;
 		case 'S': shortcfg = 1; break;
+		case 'E': {
+			FILE *ef = fopen(optarg, "rb");
+
+			if (!ef) {
+				perror(optarg);
+				return 2;
+			}
+			ext_len = fread(payload + sizeof(cfg), 1,
+					sizeof(payload) - sizeof(cfg), ef);
+			fclose(ef);
+			break;
+		}
 		default: usage();
 		}
 	}
@@ -466,8 +486,9 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
-	err = send_msg(fd, IMP2_MSG_REGISTER, &cfg,
-		       shortcfg ? sizeof(cfg) - 4 : sizeof(cfg), 1);
+	memcpy(payload, &cfg, sizeof(cfg));
+	err = send_msg(fd, IMP2_MSG_REGISTER, payload,
+		       shortcfg ? sizeof(cfg) - 4 : sizeof(cfg) + ext_len, 1);
 	if (!err)
 		err = wait_ack(fd, buf, 5000);
 	else

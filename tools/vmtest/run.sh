@@ -16,7 +16,7 @@
 #
 # Environment:
 #   IMP2_VM_SMP=N        vCPUs (default 2)
-#   IMP2_VM_TIMEOUT=S    seconds per guest run (default 300)
+#   IMP2_VM_TIMEOUT=S    seconds per guest run (default 600)
 #   IMP2_VM_RUST_BIN=DIR use imp2-record, imp2-info, imp2-convert from
 #                        DIR instead of building them
 #   IMP2_VM_SCENARIOS=a,b  run only these guest scenarios (default all; the
@@ -43,7 +43,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=$ROOT/build/vmtest
 SMP=${IMP2_VM_SMP:-2}
-VM_TIMEOUT=${IMP2_VM_TIMEOUT:-300}
+VM_TIMEOUT=${IMP2_VM_TIMEOUT:-600}
 SCENARIOS=${IMP2_VM_SCENARIOS:-all}
 WHICH=${1:-all}
 
@@ -83,7 +83,7 @@ ensure_packages() {
 if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
 	apt_update_once
 fi
-ensure_packages qemu-system-x86 busybox-static cpio gzip kmod gcc gcc-12 make libpcap-dev \
+ensure_packages qemu-system-x86 busybox-static cpio gzip xz-utils zstd kmod gcc gcc-12 make libpcap-dev \
 	libc6-dev linux-libc-dev pahole tshark ca-certificates tcpdump
 
 # --- kernels -----------------------------------------------------------------
@@ -124,7 +124,9 @@ resolve_kver() {
 # Downloads and unpacks image + headers (+ -common, kbuild) into the cache.
 fetch_kernel() {
 	local kver=$1 dir=$BUILD/$1 pkgs p
-	if [ -f "$dir/.fetched" ]; then
+	# dummy.ko: the filter scenario's second interface (CONFIG_DUMMY=m);
+	# trees fetched before it was kept are fetched again.
+	if [ -f "$dir/.fetched" ] && [ -f "$dir/dummy.ko" ]; then
 		return 0
 	fi
 	log "fetching kernel $kver"
@@ -146,6 +148,14 @@ fetch_kernel() {
 	# The headers' Makefile includes the -common tree by absolute path.
 	sed -i "s|^include /usr/src/|include $dir/root/usr/src/|" \
 		"$dir/root/usr/src/linux-headers-$kver/Makefile"
+	local mod
+	mod=$(find "$dir/root/lib/modules" -name 'dummy.ko*' | head -n1)
+	case "$mod" in
+	*.ko) cp "$mod" "$dir/dummy.ko" ;;
+	*.ko.xz) xz -dc "$mod" >"$dir/dummy.ko" ;;
+	*.ko.zst) zstd -qdc "$mod" >"$dir/dummy.ko" ;;
+	*) die "no dummy.ko in linux-image-$kver" ;;
+	esac
 	rm -rf "$dir/debs" "$dir/root/lib/modules"
 	touch "$dir/.fetched"
 }
@@ -238,6 +248,7 @@ build_initramfs() {
 	cp /bin/busybox "$ir/bin/busybox"
 	ln -s busybox "$ir/bin/sh"
 	cp "$dir/kmod/imp2.ko" "$ir/imp2.ko"
+	cp "$dir/dummy.ko" "$ir/dummy.ko"
 	cp "$BIN"/* "$ir/bin/"
 	cp "$HERE/guest-init.sh" "$ir/init"
 	chmod 755 "$ir/init"
