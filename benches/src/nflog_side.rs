@@ -24,17 +24,16 @@
 //! gets a "not measured" row with the reason.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use imp2_format::log::{LogEvent, LogReader};
 use serde_json::Value;
 
 use crate::{M, bin_dir};
-use imp2_tools::harness::VethPair;
+use imp2_testkit::VethPair;
+use imp2_testkit::proc::Proc;
 
 /// UDP port the flood goes to; the rule matches it.
 const PORT: u16 = 9999;
@@ -285,142 +284,6 @@ fn ruleset() -> String {
     )
 }
 
-/// How a capturer process ended.
-#[derive(Clone, Copy, Debug)]
-struct Exit {
-    ok: bool,
-    cpu_s: f64,
-}
-
-/// A running child reaped with `wait4` (for its rusage), its stderr
-/// collected by a thread (readiness lines, drop reports). Killed and reaped
-/// on drop if still running.
-#[derive(Debug)]
-struct Proc {
-    child: Child,
-    name: &'static str,
-    stderr: Arc<Mutex<String>>,
-    exit: Option<Exit>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command, name: &'static str, stdout: Stdio) -> Result<Proc, String> {
-        let mut child = cmd
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        let stderr = Arc::new(Mutex::new(String::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let sink = Arc::clone(&stderr);
-            // Ends at EOF, when the process exits: never joined, so a
-            // descendant holding the pipe cannot block the benchmark.
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            });
-        }
-        Ok(Proc {
-            child,
-            name,
-            stderr,
-            exit: None,
-        })
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Reaps the child if it has exited (`block`: waits for it).
-    fn reap(&mut self, block: bool) -> bool {
-        if self.exit.is_some() {
-            return true;
-        }
-        let mut status = 0;
-        // SAFETY: rusage is plain data that wait4 fills in.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        let flags = if block { 0 } else { libc::WNOHANG };
-        // SAFETY: wait4 on the pid of our own unreaped child, with valid
-        // pointers to a status word and a rusage.
-        let r = unsafe { libc::wait4(self.pid(), &mut status, flags, &mut ru) };
-        if r != self.pid() {
-            return false;
-        }
-        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-        self.exit = Some(Exit {
-            ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
-        });
-        true
-    }
-
-    /// User + system clock ticks so far from /proc/PID/stat (coarse: only
-    /// to see whether the process is still working).
-    fn ticks(&self) -> Option<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        // Fields after the parenthesised command name; utime and stime are
-        // the 14th and 15th of the whole line.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-    }
-
-    /// Sends `sig`, waits (bounded) for the exit; SIGKILL on timeout.
-    fn stop(&mut self, sig: i32, timeout: Duration) -> Result<Exit, String> {
-        if !self.reap(false) {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe {
-                libc::kill(self.pid(), sig);
-            }
-        }
-        let deadline = Instant::now() + timeout;
-        while !self.reap(false) {
-            if Instant::now() > deadline {
-                self.kill();
-                return Err(format!(
-                    "{} did not exit within {} s of the signal (killed): {}",
-                    self.name,
-                    timeout.as_secs(),
-                    self.stderr().trim()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Kept (not taken): a stored exit is what tells `kill` and `drop`
-        // that the pid is reaped and must not be signalled again.
-        self.exit
-            .ok_or_else(|| format!("{}: no exit status", self.name))
-    }
-
-    fn kill(&mut self) {
-        if !self.reap(false) {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe {
-                libc::kill(self.pid(), libc::SIGKILL);
-            }
-            self.reap(true);
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Counting packets in the outputs
 
@@ -466,172 +329,15 @@ fn is_flood(linktype: u32, frame: &[u8]) -> bool {
     v_ihl >> 4 == 4 && ip.get(9) == Some(&17) && be16(ip, ihl + 2) == Some(PORT)
 }
 
-/// Counts a pcap or pcapng file by walking its records/blocks.
+/// Counts a pcap or pcapng file by walking its packets (a record cut
+/// short at the end, by a capturer stopped mid-write, is not counted).
 pub fn count_capture(path: &Path) -> Result<Count, String> {
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(&err)?);
-    let mut head = [0u8; 4];
-    r.read_exact(&mut head).map_err(err)?;
-    if head == [0x0a, 0x0d, 0x0d, 0x0a] {
-        count_pcapng(&mut r, path)
-    } else {
-        count_pcap(&mut r, head, path)
-    }
-}
-
-fn count_pcap(r: &mut impl Read, magic: [u8; 4], path: &Path) -> Result<Count, String> {
-    let le = match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
-        _ => return Err(format!("{}: neither pcap nor pcapng", path.display())),
-    };
-    let u32_at = |b: &[u8], at: usize| {
-        let x: [u8; 4] = b[at..at + 4].try_into().unwrap_or_default();
-        if le {
-            u32::from_le_bytes(x)
-        } else {
-            u32::from_be_bytes(x)
-        }
-    };
-    let mut hdr = [0u8; 20];
-    r.read_exact(&mut hdr)
-        .map_err(|e| format!("{}: pcap header: {e}", path.display()))?;
-    let linktype = u32_at(&hdr, 16) & 0x0fff_ffff;
     let mut c = Count::default();
-    let mut rec = [0u8; 16];
-    let mut data = Vec::new();
-    loop {
-        match read_full(r, &mut rec) {
-            Ok(0) => return Ok(c),
-            Ok(16) => {}
-            // A record header cut short: the writer was interrupted.
-            Ok(_) => return Ok(c),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        }
-        let caplen = u32_at(&rec, 8) as usize;
-        if caplen > 1 << 24 {
-            return Err(format!("{}: bad record length {caplen}", path.display()));
-        }
-        data.resize(caplen, 0);
-        if read_full(r, &mut data).map_err(|e| format!("{}: {e}", path.display()))? < caplen {
-            return Ok(c);
-        }
+    imp2_testkit::capture::for_each_packet(path, |linktype, frame| {
         c.total += 1;
-        c.flood += u64::from(is_flood(linktype, &data));
-    }
-}
-
-/// Reads until `buf` is full or EOF; the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-fn count_pcapng(r: &mut impl Read, path: &Path) -> Result<Count, String> {
-    let bad = |what: &str| format!("{}: pcapng: {what}", path.display());
-    let mut c = Count::default();
-    let mut le = true;
-    let mut linktypes: Vec<u32> = Vec::new();
-    // The first block's type was read by the caller.
-    let mut block_type = 0x0a0d_0d0a_u32;
-    let mut first = true;
-    let mut body = Vec::new();
-    loop {
-        if !first {
-            let mut t = [0u8; 4];
-            match read_full(r, &mut t).map_err(|e| bad(&e.to_string()))? {
-                0 => return Ok(c),
-                4 => {}
-                _ => return Ok(c),
-            }
-            block_type = if le {
-                u32::from_le_bytes(t)
-            } else {
-                u32::from_be_bytes(t)
-            };
-        }
-        first = false;
-        let mut len = [0u8; 4];
-        if read_full(r, &mut len).map_err(|e| bad(&e.to_string()))? < 4 {
-            return Ok(c);
-        }
-        if block_type == 0x0a0d_0d0a {
-            // Section header: the byte-order magic decides the endianness
-            // of this section, the length included.
-            let mut magic = [0u8; 4];
-            if read_full(r, &mut magic).map_err(|e| bad(&e.to_string()))? < 4 {
-                return Ok(c);
-            }
-            le = match magic {
-                [0x4d, 0x3c, 0x2b, 0x1a] => true,
-                [0x1a, 0x2b, 0x3c, 0x4d] => false,
-                _ => return Err(bad("bad byte-order magic")),
-            };
-            linktypes.clear();
-        }
-        let total = if le {
-            u32::from_le_bytes(len)
-        } else {
-            u32::from_be_bytes(len)
-        } as usize;
-        let already = if block_type == 0x0a0d_0d0a { 12 } else { 8 };
-        if total < already + 4 || total > 1 << 26 || total % 4 != 0 {
-            return Err(bad(&format!("bad block length {total}")));
-        }
-        body.resize(total - already, 0);
-        if read_full(r, &mut body).map_err(|e| bad(&e.to_string()))? < body.len() {
-            // A block cut short: the writer was interrupted.
-            return Ok(c);
-        }
-        let u32_at = |at: usize| -> Option<u32> {
-            let x: [u8; 4] = body.get(at..at + 4)?.try_into().ok()?;
-            Some(if le {
-                u32::from_le_bytes(x)
-            } else {
-                u32::from_be_bytes(x)
-            })
-        };
-        let u16_at = |at: usize| -> Option<u16> {
-            let x: [u8; 2] = body.get(at..at + 2)?.try_into().ok()?;
-            Some(if le {
-                u16::from_le_bytes(x)
-            } else {
-                u16::from_be_bytes(x)
-            })
-        };
-        // (interface, captured bytes start, captured length)
-        let packet = match block_type {
-            1 => {
-                linktypes.push(u32::from(u16_at(0).ok_or_else(|| bad("short IDB"))?));
-                None
-            }
-            6 => Some((u32_at(0), 20, u32_at(12))),
-            // Obsolete packet block: 16-bit interface id.
-            2 => Some((u16_at(0).map(u32::from), 20, u32_at(12))),
-            // Simple packet block: interface 0, length = original length
-            // cut to the block.
-            3 => Some((Some(0), 4, u32_at(0))),
-            _ => None,
-        };
-        if let Some((iface, start, caplen)) = packet {
-            let (Some(iface), Some(caplen)) = (iface, caplen) else {
-                return Err(bad("short packet block"));
-            };
-            let end = (start + caplen as usize).min(body.len().saturating_sub(4));
-            let frame = body.get(start..end).unwrap_or_default();
-            let lt = linktypes.get(iface as usize).copied().unwrap_or(u32::MAX);
-            c.total += 1;
-            c.flood += u64::from(is_flood(lt, frame));
-        }
-    }
+        c.flood += u64::from(is_flood(linktype, frame));
+    })?;
+    Ok(c)
 }
 
 /// Counts an imp2 log through imp2-format's reader: all records and the
@@ -1131,7 +837,7 @@ fn setup_env(scratch: &Path) -> Result<Env, String> {
             Ok(p)
         } else {
             Err(format!(
-                "{} not built: cargo build --release -p imp2-tools -p imp2-record",
+                "{} not built: cargo build --release -p imp2-tools -p imp2-testkit -p imp2-record",
                 p.display()
             ))
         }
@@ -1418,7 +1124,10 @@ pub fn target_rows(side: &NflogSide) -> Vec<(String, String, String, Option<bool
     let versus = |mine: &CapStats, goal: f64, extra_ok: bool| {
         let Some(r) = reader else {
             return (
-                format!("{} ns; the reference reader was not measured", mine.ns.show(0)),
+                format!(
+                    "{} ns; the reference reader was not measured",
+                    mine.ns.show(0)
+                ),
                 None,
             );
         };
@@ -1474,10 +1183,7 @@ pub fn target_rows(side: &NflogSide) -> Vec<(String, String, String, Option<bool
     ));
     if let Some(r) = reader {
         let mine: Vec<&CapStats> = [Some(c), direct].into_iter().flatten().collect();
-        let widest = mine
-            .iter()
-            .map(|m| m.ns.spread())
-            .fold(f64::NAN, f64::max);
+        let widest = mine.iter().map(|m| m.ns.spread()).fold(f64::NAN, f64::max);
         let shown: Vec<String> = mine
             .iter()
             .map(|m| format!("{} {:.2}x", m.capturer.name(), m.ns.spread()))

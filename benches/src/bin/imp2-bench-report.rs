@@ -822,7 +822,11 @@ fn kernel_cost_row(line: Option<&str>) -> (String, Option<bool>) {
     }
     let median = imp2_benches::stats(&ratios).0;
     let below = ratios.iter().filter(|r| **r <= 0.5).count();
-    let agreeing = if median <= 0.5 { below } else { ratios.len() - below };
+    let agreeing = if median <= 0.5 {
+        below
+    } else {
+        ratios.len() - below
+    };
     let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
     let decided = ratios.len() >= VM_VERDICT_MIN_ROUNDS && 3 * agreeing >= 2 * ratios.len();
     let measured = format!(
@@ -1047,8 +1051,7 @@ fn render(
             r.cpu[2].spread()
         ),
         "<= the bare receiver's",
-        (widest.is_finite() && r.cpu[2].spread().is_finite())
-            .then(|| widest <= r.cpu[2].spread()),
+        (widest.is_finite() && r.cpu[2].spread().is_finite()).then(|| widest <= r.cpu[2].spread()),
     );
     row(
         "CPU per record: `--per-record` / batched",
@@ -1608,10 +1611,12 @@ mod tests {
         assert_eq!(ok, None, "{text}");
         assert!(text.contains("no verdict"), "{text}");
         // Rounds split on both sides of 0.5: no verdict.
-        let split = "imp2_kns_all=1/9/1/9/1/9 tcpdump_kns_all=10/10/10/10/10/10 imp2_kns=5 tcpdump_kns=10";
+        let split =
+            "imp2_kns_all=1/9/1/9/1/9 tcpdump_kns_all=10/10/10/10/10/10 imp2_kns=5 tcpdump_kns=10";
         assert_eq!(kernel_cost_row(Some(split)).1, None);
         // Consistently above half: missed.
-        let missed = "imp2_kns_all=8/9/7/9/6 tcpdump_kns_all=10/10/10/10/10 imp2_kns=8 tcpdump_kns=10";
+        let missed =
+            "imp2_kns_all=8/9/7/9/6 tcpdump_kns_all=10/10/10/10/10 imp2_kns=8 tcpdump_kns=10";
         assert_eq!(kernel_cost_row(Some(missed)).1, Some(false));
         // An old line without per-round values.
         assert_eq!(kernel_cost_row(Some("imp2_kns=1 tcpdump_kns=2")).1, None);

@@ -15,9 +15,12 @@
 
 mod direct;
 mod encode;
+#[allow(unsafe_code)] // flock(2)
 mod lock;
+#[allow(unsafe_code)] // mmap of the file it reads
 mod reader;
 mod trim;
+#[allow(unsafe_code)] // mmap, fallocate, O_DIRECT buffers
 mod writer;
 
 pub use reader::{LogEvent, LogReader, OnDamage, ReadError, ReadErrorKind, Skipped};
