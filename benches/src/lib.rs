@@ -14,6 +14,7 @@ use imp2_testkit::synth::{PacketSynth, SynthOptions};
 
 pub mod nflog_breakdown;
 pub mod nflog_side;
+pub mod report;
 
 pub use imp2_testkit::harness::{Loadgen, Output, bin, bin_dir, signal, wait};
 pub use imp2_testkit::sys::cpu_seconds;
