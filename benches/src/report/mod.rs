@@ -247,7 +247,16 @@ pub fn main() {
         }
     };
     let took = started.elapsed();
-    let text = render(&plan, &base, took, &r, &a, &s, &c, &v, &b, n.as_ref());
+    let results = Results {
+        r: &r,
+        a: &a,
+        s: &s,
+        c: &c,
+        v: &v,
+        b: &b,
+        n: n.as_ref(),
+    };
+    let text = render(&plan, &base, took, &results);
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::write(&out, &text).expect("write the report");
     print!("{text}");

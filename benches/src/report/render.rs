@@ -16,19 +16,19 @@ pub(super) fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn render(
-    plan: &Plan,
-    dir: &Path,
-    took: Duration,
-    r: &RecvResults,
-    a: &Append,
-    s: &Sizes,
-    c: &Conv,
-    v: &Vm,
-    b: &Burst,
-    n: Option<&NflogSide>,
-) -> String {
+/// Everything one run measured.
+#[derive(Debug)]
+pub(super) struct Results<'a> {
+    pub(super) r: &'a RecvResults,
+    pub(super) a: &'a Append,
+    pub(super) s: &'a Sizes,
+    pub(super) c: &'a Conv,
+    pub(super) v: &'a Vm,
+    pub(super) b: &'a Burst,
+    pub(super) n: Option<&'a NflogSide>,
+}
+
+pub(super) fn render(plan: &Plan, dir: &Path, took: Duration, res: &Results<'_>) -> String {
     let mut o = String::new();
     let mode = if plan.quick { " --quick" } else { "" };
     let _ = writeln!(o, "# imp2 benchmarks\n");
@@ -40,25 +40,22 @@ pub(super) fn render(
     );
     let _ = writeln!(o, "## Machine\n\n{}", machine(dir));
 
-    targets(&mut o, r, a, s, c, v, b, n);
-    details(&mut o, plan, dir, r, a, s, c, v, b, n);
+    targets(&mut o, res);
+    details(&mut o, plan, dir, res);
     o
 }
 
 /// Writes the details sections and the commands.
-#[allow(clippy::too_many_arguments)]
-fn details(
-    o: &mut String,
-    plan: &Plan,
-    dir: &Path,
-    r: &RecvResults,
-    a: &Append,
-    s: &Sizes,
-    c: &Conv,
-    v: &Vm,
-    b: &Burst,
-    n: Option<&NflogSide>,
-) {
+fn details(o: &mut String, plan: &Plan, dir: &Path, res: &Results<'_>) {
+    let Results {
+        r,
+        a,
+        s,
+        c,
+        v,
+        b,
+        n,
+    } = *res;
     let mode = if plan.quick { " --quick" } else { "" };
     let _ = writeln!(
         o,

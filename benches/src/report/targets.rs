@@ -4,17 +4,16 @@
 use super::*;
 
 /// Writes the "## Targets" section.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn targets(
-    o: &mut String,
-    r: &RecvResults,
-    a: &Append,
-    s: &Sizes,
-    c: &Conv,
-    v: &Vm,
-    b: &Burst,
-    n: Option<&NflogSide>,
-) {
+pub(super) fn targets(o: &mut String, res: &Results<'_>) {
+    let Results {
+        r,
+        a,
+        s,
+        c,
+        v,
+        b,
+        n,
+    } = *res;
     let cpu_b = r.cpu[0].med();
     let cpu_p = r.cpu[1].med();
     let cpu_bare = r.cpu[2].med();
