@@ -27,7 +27,7 @@ bench_deps
 command -v cargo >/dev/null || PATH=$HOME/.cargo/bin:$PATH
 
 echo "[bench-nflog] building (release)" >&2
-cargo build --release -q -p imp2-record -p imp2-tools -p imp2-benches --bins
+cargo build --release -q -p imp2-record -p imp2-tools -p imp2-testkit -p imp2-benches --bins
 cargo build --release -q -p imp2-benches --example nflog_hotpath
 
 exec "$ROOT/target/release/imp2-bench-nflog" "$@"

@@ -22,7 +22,7 @@ bench_deps
 command -v cargo >/dev/null || PATH=$HOME/.cargo/bin:$PATH
 
 echo "[bench-report] building (release)" >&2
-cargo build --release -q -p imp2-record -p imp2-tools -p imp2-benches --bins
+cargo build --release -q -p imp2-record -p imp2-tools -p imp2-testkit -p imp2-benches --bins
 cargo build --release -q -p imp2-benches --example append_bandwidth --example hotpath --example nflog_hotpath
 
 exec "$ROOT/target/release/imp2-bench-report" "$@"

@@ -25,8 +25,8 @@ use std::time::Instant;
 use imp2_benches::{cpu_seconds, print_stage};
 
 use imp2_format::log::{LogHeader, LogWriter, WriteMode, WriterOptions};
-use imp2_format::synth::{PacketSynth, SynthOptions};
 use imp2_format::wire::{BatchBuilder, BatchItem, BatchMessage, BatchTrailer, BatchWalker};
+use imp2_testkit::synth::{PacketSynth, SynthOptions};
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -24,8 +24,8 @@ use imp2_format::log::{LogHeader, LogWriter, WriteMode, WriterOptions};
 use imp2_format::nflog::{
     NflogItem, NflogMessage, NflogWalker, PacketMessage, PacketParser, Timestamp, consts, emit_done,
 };
-use imp2_format::synth::{PacketSynth, SynthOptions};
 use imp2_format::{Family, PacketRecord};
+use imp2_testkit::synth::{PacketSynth, SynthOptions};
 
 /// Bytes of one datagram: the kernel's 128 KiB NFLOG buffer.
 const DATAGRAM: usize = 128 << 10;

@@ -9,13 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use imp2_format::log::{LogHeader, LogWriter};
-use imp2_format::synth::{PacketSynth, SynthOptions};
 use imp2_format::wire::{BatchBuilder, BatchTrailer, abi};
+use imp2_testkit::synth::{PacketSynth, SynthOptions};
 
 pub mod nflog_breakdown;
 pub mod nflog_side;
+pub mod report;
 
-pub use imp2_tools::harness::{Loadgen, Output, bin, bin_dir, signal, wait};
+pub use imp2_testkit::harness::{Loadgen, Output, bin, bin_dir, signal, wait};
+pub use imp2_testkit::sys::cpu_seconds;
 
 /// Batch payload the module (and imp2-loadgen) fills at most with the
 /// default config: `batch_bytes - 512` bytes.
@@ -109,18 +111,6 @@ pub fn write_log(path: &Path, sizes: &[usize], records: u64) {
     }
     w.commit().expect("commit");
     w.finish(ts).expect("finish");
-}
-
-/// CPU time (user, system) of this process so far, in seconds.
-pub fn cpu_seconds() -> (f64, f64) {
-    // SAFETY: rusage is plain data that getrusage fills in.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    (tv(ru.ru_utime), tv(ru.ru_stime))
 }
 
 /// Prints one stage of a profiling example: wall and CPU time (user +

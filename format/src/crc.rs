@@ -11,19 +11,22 @@
 //! crate at 21.9 GB/s against 17-18 on 64 KiB. At these speeds the CRC of a
 //! 92-byte record costs 1-5 ns. The `crc32c` crate stays as the independent
 //! reference of the tests.
+//!
+//! Public for the test kit's record digests (`imp2-testkit`), which hash
+//! millions of records per second with the same CRC.
 
 use crc_fast::{CrcAlgorithm, Digest};
 
 /// CRC32C of `bytes`.
 #[inline]
-pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
+pub fn crc32c(bytes: &[u8]) -> u32 {
     crc_fast::crc32_iscsi(bytes)
 }
 
 /// CRC32C of `A || bytes`, given `crc` = CRC32C of `A` (0 for none): same
 /// contract as `crc32c::crc32c_append`.
 #[inline]
-pub(crate) fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
+pub fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
     // The running state is the CRC before its final inversion.
     let mut digest = Digest::new_with_init_state(CrcAlgorithm::Crc32Iscsi, u64::from(!crc));
     digest.update(bytes);
@@ -66,7 +69,7 @@ const X2N: [u32; 32] = {
 /// CRC32C of `A || B` from `crc(A)`, `crc(B)` and the length of `B`, in
 /// O(log len) multiplications (zlib's `crc32_combine`); the crc32c crate's
 /// combine squares 32x32 matrices instead, about 30 times slower.
-pub(crate) fn crc32c_combine(crc1: u32, crc2: u32, len2: u64) -> u32 {
+pub fn crc32c_combine(crc1: u32, crc2: u32, len2: u64) -> u32 {
     // x^(8 * len2) mod P: one multiplication per set bit of len2, starting
     // at x^(2^3) for bytes.
     let mut p = 1u32 << 31; // x^0

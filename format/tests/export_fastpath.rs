@@ -15,7 +15,7 @@ use imp2_format::export::{
 };
 use imp2_format::log::{Interface, LogEvent, LogHeader, LogReader, LogWriter};
 use imp2_format::record::{Family, Hook};
-use imp2_format::synth::{PacketSynth, SynthOptions};
+use imp2_testkit::synth::{PacketSynth, SynthOptions};
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use imp2_format::log::{
     LogEvent, LogReader, LogWriter, Losses, StopCause, StopReason, WriteMode, WriterOptions,
 };
+use imp2_testkit::SmallTmpfs;
 use log_support::*;
 
 /// The i-th record written by the crash tests (deterministic, so the parent
@@ -97,14 +98,16 @@ const CHILD_ENV: &str = "IMP2_LOG_KILL_CHILD";
 /// parent is gone cannot fill the disk.
 const CHILD_MAX_RECORDS: u64 = 200_000;
 
-/// Runs only as the child of `kill_9_while_writing`: keeps appending and
-/// committing, reports progress once, and is killed while writing.
+/// Runs only as the child of `kill_9_while_writing` (which runs it with
+/// `--ignored`): keeps appending and committing, reports progress once, and
+/// is killed while writing.
 #[test]
+#[ignore = "the child process of kill_9_while_writing, which runs it; not a test of its own"]
 fn kill_9_child_helper() {
     use std::io::Write;
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+    let spec = std::env::var(CHILD_ENV).unwrap_or_else(|_| {
+        panic!("{CHILD_ENV} unset: this is the child of kill_9_while_writing, run by it")
+    });
     let (mode, path) = spec.split_once(':').unwrap();
     let opts = WriterOptions {
         mode: match mode {
@@ -143,6 +146,7 @@ fn kill_9_while_writing() {
             .args([
                 "--exact",
                 "kill_9_child_helper",
+                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -173,49 +177,12 @@ fn kill_9_while_writing() {
     }
 }
 
-/// A tmpfs of a fixed size, unmounted on drop.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn mount(size: &str) -> Option<SmallFs> {
-        let dir = tempfile::tempdir().ok()?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "imp2test"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(SmallFs { dir }),
-            Ok(o) => {
-                println!(
-                    "skipping: cannot mount a tmpfs: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                println!("skipping: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 #[test]
 fn disk_full_is_an_error_and_the_log_stays_valid() {
-    let Some(fs) = SmallFs::mount("2m") else {
-        return;
-    };
+    let fs = SmallTmpfs::for_test("2m");
     for (m, opts) in modes().into_iter().enumerate() {
         for finish in [true, false] {
-            let path = fs.dir.path().join(format!("full{m}{finish}.log"));
+            let path = fs.path().join(format!("full{m}{finish}.log"));
             let mut w = LogWriter::create_with(&path, &header(&[(1, "lo")]), opts).unwrap();
             let mut appended = 0u64;
             let err = loop {

@@ -402,7 +402,7 @@ fn disk_full_is_a_clean_error_and_the_log_verifies() {
 
 fn disk_full(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let small = SmallTmpfs::mount("3m").unwrap_or_else(|e| panic!("this test needs root: {e}"));
+    let small = SmallTmpfs::for_test("3m");
     let log = small.path().join("run.log");
     let loadgen = Loadgen::start(
         dir.path(),

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use imp2_format::log::{LogEvent, LogReader, StopCause};
 use imp2_format::{Family, Hook, PacketRecord};
-use imp2_tools::harness::{VethPair, run};
+use imp2_testkit::VethPair;
+use imp2_testkit::harness::run;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -772,7 +773,7 @@ fn a_full_disk_counts_what_it_could_not_write() {
     let ns = Netns::new();
     let group = 7400 + ns.n as u16;
     ns.nft(&ruleset(group));
-    let small = SmallTmpfs::mount("1m").unwrap_or_else(|e| panic!("this test needs root: {e}"));
+    let small = SmallTmpfs::for_test("1m");
     let log = small.path().join("run.log");
     let recorder = start_nflog_recorder(&ns, group, &log, &["-q"]);
     // About 100 bytes per record in the log: the disk fills after

@@ -2,7 +2,6 @@
 //! the summary of a log that `imp2-info` prints.
 
 pub mod cli;
-pub mod harness;
 pub mod selection;
 
 use std::collections::{BTreeMap, HashMap};

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use imp2_format::log::{Interface, LogHeader, LogWriter};
 use imp2_format::{Family, Hook, PacketRecord};
-use imp2_tools::harness::SmallTmpfs;
+use imp2_testkit::SmallTmpfs;
 
 const CONVERT: &str = env!("CARGO_BIN_EXE_imp2-convert");
 const RECORDS: u64 = 150;
@@ -588,7 +588,7 @@ fn partial_regular_file_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let log = write_log_of(dir.path(), TOO_BIG);
     require_root("mount");
-    let fs = SmallTmpfs::mount("1m").unwrap();
+    let fs = SmallTmpfs::for_test("1m");
     let out_file = fs.path().join("out.pcapng");
     let out = convert(&[log.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
@@ -607,7 +607,7 @@ fn symlink_to_a_full_file_system_is_kept_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let log = write_log_of(dir.path(), TOO_BIG);
     require_root("mount");
-    let fs = SmallTmpfs::mount("1m").unwrap();
+    let fs = SmallTmpfs::for_test("1m");
     let target = fs.path().join("out.pcapng");
     let link = dir.path().join("link.pcapng");
     std::os::unix::fs::symlink(&target, &link).unwrap();

@@ -378,7 +378,7 @@ fn tshark_path() -> PathBuf {
 
 /// Runs `cmd`, which must succeed.
 fn run(cmd: &mut Command) -> Output {
-    imp2_tools::harness::run_ok(cmd)
+    imp2_testkit::harness::run_ok(cmd)
 }
 
 fn convert(log: &Path, out: &Path) -> Output {

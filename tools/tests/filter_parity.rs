@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use imp2_format::log::{Interface, LogHeader, LogWriter};
-use imp2_format::synth::{PacketSynth, SynthOptions, Transport};
 use imp2_format::{Family, Hook, PacketRecord};
+use imp2_testkit::synth::{PacketSynth, SynthOptions, Transport};
 
 const CONVERT: &str = env!("CARGO_BIN_EXE_imp2-convert");
 const SNAPLEN: usize = 300;

@@ -22,8 +22,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
 use imp2_format::log::{Interface, LogHeader, LogWriter, Losses};
-use imp2_format::synth::{PacketSynth, SynthOptions, Transport};
 use imp2_format::{Family, Hook};
+use imp2_testkit::synth::{PacketSynth, SynthOptions, Transport};
 
 const CONVERT: &str = env!("CARGO_BIN_EXE_imp2-convert");
 /// Cuts the larger packets of the mix.
@@ -92,7 +92,7 @@ fn tcpdump() -> Command {
 
 /// Runs `cmd`, which must succeed.
 fn run(cmd: &mut Command) -> Output {
-    imp2_tools::harness::run_ok(cmd)
+    imp2_testkit::harness::run_ok(cmd)
 }
 
 fn text(out: &Output) -> String {

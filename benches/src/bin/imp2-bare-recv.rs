@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use imp2_format::wire::{
     BatchMessage, BatchWalker, Config, abi, register_message, unregister_message,
 };
+use imp2_testkit::sys;
 
 struct Args {
     unit: i32,
@@ -112,24 +113,10 @@ impl Sock {
         }
         let half = libc::c_int::try_from(rcvbuf / 2).unwrap_or(libc::c_int::MAX);
         let one: libc::c_int = 1;
-        let set = |level, opt, v: &libc::c_int| {
-            // SAFETY: v points to a c_int whose size is passed.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    level,
-                    opt,
-                    (v as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            }
-        };
-        if set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &half) != 0
-            && set(libc::SOL_SOCKET, libc::SO_RCVBUF, &half) != 0
-        {
+        if sys::set_rcvbuf(fd, half as usize).is_err() {
             return Err(os_err("SO_RCVBUF"));
         }
-        if set(libc::SOL_NETLINK, libc::NETLINK_NO_ENOBUFS, &one) != 0 {
+        if sys::setsockopt_int(fd, libc::SOL_NETLINK, libc::NETLINK_NO_ENOBUFS, one).is_err() {
             return Err(os_err("NETLINK_NO_ENOBUFS"));
         }
         // 250 ms receive timeout: the time bound is checked between recvs.
@@ -234,14 +221,7 @@ fn run(a: &Args) -> Result<(), String> {
     // Stop the producer; it may be gone already (then this fails: fine).
     let _ = sock.send_to(a.peer, &unregister_message(2, sock.port));
     let elapsed = started.elapsed().as_secs_f64();
-    // SAFETY: rusage is plain data that getrusage fills in.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    let (user, sys) = (tv(ru.ru_utime), tv(ru.ru_stime));
+    let (user, sys) = sys::cpu_seconds();
     if a.json {
         println!(
             "{{\"records\":{},\"captured_bytes\":{},\"dropped\":{},\"elapsed_s\":{elapsed:.6},\

@@ -3,7 +3,7 @@
 //! libpcap's semantics.
 //!
 //! A program is what libpcap's compiler makes of a tcpdump expression
-//! ([`super::compile`]); the kernel module runs it at the hook (the kernel's
+//! ([`super::compile()`]); the kernel module runs it at the hook (the kernel's
 //! `bpf_prog_create` checks it again there), and the recorder (NFLOG
 //! source) and the readers run it here. [`Program::new`] validates once,
 //! so [`Program::run`] never panics and always ends: jumps only go forward

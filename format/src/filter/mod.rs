@@ -3,7 +3,7 @@
 //!
 //! - [`bpf`]: the instruction encoding the kernel takes, the kernel's
 //!   checks, and an interpreter with libpcap's semantics.
-//! - [`compile`]: tcpdump expressions through libpcap's compiler.
+//! - [`mod@compile`]: tcpdump expressions through libpcap's compiler.
 //! - [`disasm`]: a program in words, as `tcpdump -d` prints it.
 //! - [`select`]: which records a reader keeps (expression, interfaces,
 //!   hooks, time range, count).

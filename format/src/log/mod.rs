@@ -14,15 +14,21 @@
 //! Both share the byte layout in `layout/`; nothing else in the workspace
 //! knows it.
 
+#[allow(unsafe_code)] // the mmap backend maps the file
 mod backend;
 mod error;
+#[allow(unsafe_code)] // the header's shared map
 mod header_map;
 mod layout;
+#[allow(unsafe_code)] // flock(2)
 mod lock;
 mod options;
+#[allow(unsafe_code)] // mmap of the file it reads
 mod reader;
+#[allow(unsafe_code)] // fallocate(2)
 mod reserve;
 mod trim;
+#[allow(unsafe_code)] // mmap, fallocate, O_DIRECT buffers
 mod writer;
 
 pub use error::WriteError;

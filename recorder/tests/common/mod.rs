@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use imp2_tools::harness::{Loadgen, Output, SmallTmpfs, bin, signal, wait};
+pub use imp2_testkit::SmallTmpfs;
+pub use imp2_testkit::harness::{Loadgen, Output, bin, signal, wait};
 
 /// [`wait`], failing the test when the child overstays `timeout`.
 pub fn wait_output(child: Child, timeout: Duration, what: &str) -> Output {
@@ -66,9 +67,9 @@ pub fn run_tool(name: &str, args: &[&str]) -> Output {
 }
 
 /// Digest of every record in a log, read directly with the library.
-pub fn log_digest(path: &Path) -> (imp2_format::RecordDigest, Option<String>) {
+pub fn log_digest(path: &Path) -> (imp2_testkit::RecordDigest, Option<String>) {
     let reader = imp2_format::log::LogReader::open(path).expect("log opens");
-    let mut digest = imp2_format::RecordDigest::default();
+    let mut digest = imp2_testkit::RecordDigest::default();
     let mut error = None;
     for event in reader.events() {
         match event {

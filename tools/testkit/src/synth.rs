@@ -26,7 +26,7 @@
 //! first bytes into a caller buffer. [`PacketSynth::next`] does both, and
 //! [`PacketSynth::next_record`] also makes the [`PacketRecord`].
 
-use crate::record::{Family, Hook, PacketRecord};
+use imp2_format::{Family, Hook, PacketRecord};
 
 /// The splitmix64 generator: tiny, fast and good enough for test traffic.
 #[derive(Clone, Debug)]
@@ -804,7 +804,7 @@ mod tests {
 
     #[test]
     fn push_with_writes_what_push_copies() {
-        use crate::wire::{BatchBuilder, BatchTrailer};
+        use imp2_format::wire::{BatchBuilder, BatchTrailer};
         let mut synth = PacketSynth::new(21, mixed()).unwrap();
         let mut buf = vec![0u8; synth.max_len()];
         let mut by_copy = BatchBuilder::new(8192, 100, 42);

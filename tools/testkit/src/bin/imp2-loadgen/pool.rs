@@ -8,8 +8,8 @@
 //! building headers and hashing the whole record, which is what lets one
 //! core drive a recorder at tens of millions of records per second.
 
-use imp2_format::synth::PacketSynth;
 use imp2_format::{Family, Hook, PacketRecord};
+use imp2_testkit::synth::PacketSynth;
 
 use crate::digest::{FastDigest, Prepared};
 use crate::stream::Filter;
@@ -29,8 +29,8 @@ pub struct Entry {
     protocol: u8,
     /// Whether the recorder's filters capture it.
     pub wanted: bool,
-    /// Digest work done once (`None` without SSE 4.2).
-    pub prepared: Option<Prepared>,
+    /// Digest work done once.
+    pub prepared: Prepared,
 }
 
 impl Entry {

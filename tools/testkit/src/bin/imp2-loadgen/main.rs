@@ -21,9 +21,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use imp2_format::synth::{PacketSynth, SynthOptions, Transport};
 use imp2_format::wire::{Config, abi};
 use imp2_format::{Family, Hook};
+use imp2_testkit::synth::{PacketSynth, SynthOptions, Transport};
 use serde::Serialize;
 
 use crate::hostile::Hostile;

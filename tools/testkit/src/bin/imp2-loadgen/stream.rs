@@ -6,10 +6,11 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use imp2_format::synth::{PacketSynth, SynthOptions, SynthPacket};
 use imp2_format::wire::abi;
 use imp2_format::wire::{BatchBuilder, BatchFull, BatchTrailer, Config, NlHeader};
-use imp2_format::{Family, Hook, PacketRecord, RecordDigest};
+use imp2_format::{Family, Hook, PacketRecord};
+use imp2_testkit::RecordDigest;
+use imp2_testkit::synth::{PacketSynth, SynthOptions, SynthPacket};
 
 use crate::digest::FastDigest;
 use crate::hostile::Hostile;
@@ -282,22 +283,6 @@ impl Stream {
         // One clock read per call: the batch start, then +1 ns per record
         // (unique and increasing over the whole stream).
         let ts = realtime_ns().max(self.last_ts + 1);
-        #[cfg(target_arch = "x86_64")]
-        if self.fast_digest.hw() {
-            // SAFETY: the CPU has SSE 4.2 (detected at run time).
-            return unsafe { self.fill_sse42(target, ts) };
-        }
-        self.fill_from(target, ts)
-    }
-
-    /// [`Stream::fill_from`] compiled with SSE 4.2, so that the CRC32C
-    /// instructions of the digest inline into the loop.
-    ///
-    /// # Safety
-    /// The CPU must support SSE 4.2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "sse4.2")]
-    unsafe fn fill_sse42(&mut self, target: u64, ts: u64) -> bool {
         self.fill_from(target, ts)
     }
 
@@ -350,16 +335,12 @@ impl Stream {
                     let src = pool.data(entry);
                     self.builder
                         .push_with(&meta, src.len(), |data| data.copy_from_slice(src))
-                        .map(|data| match &entry.prepared {
-                            Some(prepared) => self.fast_digest.add_prepared(
+                        .map(|_| {
+                            self.fast_digest.add_prepared(
                                 &mut self.batch_digest,
                                 &meta,
-                                prepared,
-                            ),
-                            None => {
-                                let record = PacketRecord { data, ..meta };
-                                self.batch_digest.add(&record);
-                            }
+                                &entry.prepared,
+                            )
                         })
                 }
             };

@@ -3,11 +3,12 @@
 //! so it stays outside the sequence and running-total accounting. A correct
 //! recorder keeps the valid records, counts the one item, and goes on.
 
-use imp2_format::synth::PacketSynth;
-use imp2_format::synth::SplitMix64;
+use imp2_format::PacketRecord;
 use imp2_format::wire::NlHeader;
 use imp2_format::wire::abi;
-use imp2_format::{PacketRecord, RecordDigest};
+use imp2_testkit::RecordDigest;
+use imp2_testkit::synth::PacketSynth;
+use imp2_testkit::synth::SplitMix64;
 
 use crate::stream::Filter;
 

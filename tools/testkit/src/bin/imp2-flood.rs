@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use imp2_testkit::sys::setsockopt_int as set_int;
 use serde::Serialize;
 
 /// Bounded traffic for imp2 tests: UDP flood, ICMP echo, one TCP stream.
@@ -255,29 +256,6 @@ fn socket(domain: libc::c_int, kind: libc::c_int, proto: libc::c_int) -> std::io
     }
     // SAFETY: fd is a fresh descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn set_int(
-    fd: RawFd,
-    level: libc::c_int,
-    opt: libc::c_int,
-    value: libc::c_int,
-) -> std::io::Result<()> {
-    // SAFETY: value is a c_int whose size is passed; fd is open.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// Clears a pending socket error (an ICMP error queued by IP_RECVERR).

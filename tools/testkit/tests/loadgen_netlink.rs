@@ -20,7 +20,8 @@ use imp2_format::wire::{
     BatchMessage, BatchTrailer, BatchWalker, Config, FramingError, MalformedBatchReason, NlHeader,
     Register, RegisterFilter, abi, register_filtered_message, register_message, unregister_message,
 };
-use imp2_format::{Family, Hook, RecordDigest};
+use imp2_format::{Family, Hook};
+use imp2_testkit::RecordDigest;
 use netlink_sys::{Socket, SocketAddr};
 use serde_json::Value;
 
@@ -458,23 +459,8 @@ fn classify(datagram: &[u8]) -> Got {
 }
 
 fn set_rcvbuf(sock: &Socket, bytes: usize) {
-    let value = bytes as libc::c_int;
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: a live c_int and its size; the fd is owned by `sock`.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&raw const value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
-    }
-    panic!("SO_RCVBUF: {}", std::io::Error::last_os_error());
+    imp2_testkit::sys::set_rcvbuf(sock.as_raw_fd(), bytes)
+        .unwrap_or_else(|e| panic!("SO_RCVBUF: {e}"));
 }
 
 /// Generous receive buffer so that nothing is dropped.
