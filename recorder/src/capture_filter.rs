@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use imp2_format::filter::{Filter, Program, compile, disassemble, join_words};
+use imp2_format::filter::{Filter, FilterLink, Program, disassemble, join_words};
 use imp2_format::wire::RegisterFilter;
 use imp2_format::wire::abi::FILTER_IFINDEX_MAX;
 use imp2_tools::Failure;
+use imp2_tools::selection::compile_expression;
 
 /// The options, flattened into imp2-record's.
 #[derive(Args, Debug, Default)]
@@ -65,9 +66,7 @@ impl FilterArgs {
         };
         let filter = match text.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(text) => {
-                Some(compile(text).map_err(|e| Failure::usage(format!("filter `{text}`: {e}")))?)
-            }
+            Some(text) => Some(compile_expression(text, FilterLink::Raw)?),
         };
         let mut interfaces = Vec::new();
         for name in &self.interfaces {

@@ -3,7 +3,7 @@
 //! and `--hook`, turned into an [`imp2_format::filter::Selection`].
 
 use clap::Args;
-use imp2_format::filter::{FilterLink, Selection, compile_for, join_words};
+use imp2_format::filter::{Filter, FilterLink, Selection, compile_for, join_words};
 use imp2_format::record::Hook;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -60,11 +60,7 @@ impl SelectionArgs {
         let filter = if self.expression.is_empty() {
             None
         } else {
-            let text = join_words(&self.expression);
-            Some(
-                compile_for(&text, link)
-                    .map_err(|e| Failure::usage(format!("filter `{text}`: {e}")))?,
-            )
+            Some(compile_expression(&join_words(&self.expression), link)?)
         };
         Ok(Selection {
             filter,
@@ -75,6 +71,13 @@ impl SelectionArgs {
             count: self.count,
         })
     }
+}
+
+/// Compiles a filter expression for `link`; what libpcap refuses is a usage
+/// error naming the expression (the one wording of imp2-record, imp2-convert
+/// and imp2-info).
+pub fn compile_expression(text: &str, link: FilterLink) -> Result<Filter, Failure> {
+    compile_for(text, link).map_err(|e| Failure::usage(format!("filter `{text}`: {e}")))
 }
 
 /// `pre`, `in`, `forward`, `out`, `post` (the names the reports use).

@@ -39,12 +39,6 @@ impl Selection {
             && self.to_ns.is_none()
             && self.count.is_none()
     }
-
-    /// Whether a frame whose records all lie in `[first_ns, last_ns]` can
-    /// hold a record of the time range.
-    pub fn overlaps(&self, first_ns: u64, last_ns: u64) -> bool {
-        self.from_ns.is_none_or(|from| last_ns >= from) && self.to_ns.is_none_or(|to| first_ns < to)
-    }
 }
 
 /// A [`Selection`] applied along one walk of a log: it follows the names
