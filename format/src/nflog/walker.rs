@@ -7,7 +7,7 @@ use super::error::{MalformedNflog, MalformedNflogReason};
 use super::packet::{LoggedPacket, PacketMessage};
 use super::shape::PacketParser;
 use crate::wire::abi::{NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN};
-use crate::wire::{Frame, Frames, NlError, NlHeader};
+use crate::wire::{Frame, Frames, Located, NlError, NlHeader};
 
 /// A typed message from NETLINK_NETFILTER.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,15 +37,7 @@ pub enum NflogMessage<'a> {
 }
 
 /// One message with its place in the buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NflogItem<'a> {
-    /// Byte offset of its netlink header.
-    pub offset: usize,
-    /// Its netlink header.
-    pub header: NlHeader,
-    /// Its content.
-    pub message: NflogMessage<'a>,
-}
+pub type NflogItem<'a> = Located<NflogMessage<'a>>;
 
 /// Iterator over the messages of one received buffer (`NLMSG_OK` /
 /// `NLMSG_NEXT` with every length checked). Yields `Err` for a malformed

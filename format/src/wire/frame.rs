@@ -10,6 +10,19 @@
 
 use super::{NlHeader, abi};
 
+/// One message of a walked buffer and where it starts: what the batch
+/// walker ([`super::BatchItem`]) and the NFLOG walker yield, each with its
+/// own typed content `M`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located<M> {
+    /// Byte offset of the message's netlink header in the buffer.
+    pub offset: usize,
+    /// Its netlink header.
+    pub header: NlHeader,
+    /// Its typed content.
+    pub message: M,
+}
+
 /// Why a netlink message cannot be framed: its length cannot be trusted,
 /// so nothing after it can be found and the walk ends there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ pub use emit::{
     BatchBuilder, BatchFull, TRAILER_MESSAGE_LEN, ack_message, register_filtered_message,
     register_message, unregister_message,
 };
-pub use frame::{Frame, FrameError, Frames, FramingError, NlError};
+pub use frame::{Frame, FrameError, Frames, FramingError, Located, NlError};
 pub use register::{Register, RegisterFilter};
 pub use walker::{BatchItem, BatchMessage, BatchWalker, MalformedBatch, MalformedBatchReason};
 

@@ -11,7 +11,8 @@
 
 use super::abi;
 use super::{
-    BatchTrailer, Frame, FrameError, Frames, FramingError, NlError, NlHeader, get_u32, get_u64,
+    BatchTrailer, Frame, FrameError, Frames, FramingError, Located, NlError, NlHeader, get_u32,
+    get_u64,
 };
 use crate::record::{Family, Hook, PacketRecord};
 
@@ -143,16 +144,8 @@ impl From<FrameError> for MalformedBatch {
     }
 }
 
-/// One message with its position in the buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BatchItem<'a> {
-    /// Byte offset of the message's header in the buffer.
-    pub offset: usize,
-    /// Its netlink header.
-    pub header: NlHeader,
-    /// Its typed content.
-    pub message: BatchMessage<'a>,
-}
+/// One message of a batch with its position in the buffer.
+pub type BatchItem<'a> = Located<BatchMessage<'a>>;
 
 /// Iterator over the messages of one received buffer.
 ///
